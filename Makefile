@@ -1,0 +1,38 @@
+# posesvc developer entry points. `make run` and `make test` create .venv when it is missing.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: venv run test lint typecheck bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+## Run posesvc on a bundled sample photo (untrained weights, with a warning, unless real weights are cached).
+run: $(STAMP)
+	$(BIN)/posesvc predict "$$($(BIN)/python -c "import ultralytics, pathlib; print(pathlib.Path(ultralytics.__file__).parent / 'assets' / 'bus.jpg')")" --render artifacts/bus_pose.png
+
+## The test suite CI runs (lint + types + tests).
+test: $(STAMP)
+	$(BIN)/ruff check service tests bench
+	$(BIN)/mypy service
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check service tests bench
+	$(BIN)/ruff format --check service tests bench || true
+
+typecheck: $(STAMP)
+	$(BIN)/mypy service
+
+bench: $(STAMP)
+	$(BIN)/python bench/bench_core.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache artifacts

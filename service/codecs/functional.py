@@ -1,0 +1,285 @@
+"""Heatmap maths as pure, batched torch functions (no loop over persons or joints).
+
+Shape vocabulary: N instances, K keypoints, heatmap size ``[W, H]``; heatmaps are ``(N, K, H, W)``
+float32 on any device; coordinates are ``(x, y)`` in heatmap pixels (pixel centres at integers).
+
+The DARK functions reproduce ``lib/core/inference.py`` of ilovepose/DarkPose under numpy 1.x (the era of
+the official code), including its precision: the argmax and scores on the raw map, a zero-padded blur
+computed in float64, float32 max-rescaling and log, and the Taylor step whose first derivatives and mixed
+derivative are float32 differences while the second derivatives, determinant test and 2×2 inverse are
+float64.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def get_heatmap_maximum(heatmaps: Tensor) -> tuple[Tensor, Tensor]:
+    """Integer argmax and maximum per plane.
+
+    Args:
+        heatmaps: ``(N, K, H, W)``.
+
+    Returns:
+        coords ``(N, K, 2)`` float32 ``(x, y)`` of the first maximum in row-major order, set to ``(0, 0)``
+        where the maximum is not ``> 0`` (NaN included), and scores ``(N, K)`` float32 (the raw maxima).
+    """
+    n, k, h, w = heatmaps.shape
+    flat = heatmaps.reshape(n, k, h * w)
+    idx = flat.argmax(dim=2)
+    maxvals = flat.amax(dim=2)
+    coords = torch.stack([idx % w, torch.div(idx, w, rounding_mode="floor")], dim=-1).to(torch.float32)
+    coords = torch.where((maxvals > 0).unsqueeze(-1), coords, torch.zeros_like(coords))
+    return coords, maxvals.to(torch.float32)
+
+
+@functools.lru_cache(maxsize=16)
+def _opencv_gaussian_taps(ksize: int) -> tuple[float, ...]:
+    """OpenCV's 1-D kernel for ``GaussianBlur(ksize, sigma=0)``: fixed tables for odd ``ksize <= 7``,
+    else ``sigma = 0.3*((ksize-1)*0.5 - 1) + 0.8`` (ksize 11 → σ = 2)."""
+    if ksize < 1 or ksize % 2 == 0:
+        raise ValueError(f"blur kernel must be a positive odd integer, got {ksize}")
+    return tuple(float(v) for v in cv2.getGaussianKernel(ksize, 0, ktype=cv2.CV_64F).ravel())
+
+
+def gaussian_taps(ksize: int, device: torch.device | str = "cpu") -> Tensor:
+    """``(ksize,)`` float64 tensor of OpenCV's sigma-from-ksize Gaussian taps."""
+    return torch.tensor(_opencv_gaussian_taps(ksize), dtype=torch.float64, device=device)
+
+
+def dark_blur(heatmaps: Tensor, ksize: int) -> Tensor:
+    """DarkPose ``gaussian_blur``: zero-padded separable Gaussian (float64), then rescale to the raw max.
+
+    Args:
+        heatmaps: ``(N, K, H, W)`` float32.
+        ksize: odd blur kernel size (``TEST.BLUR_KERNEL``).
+
+    Returns:
+        ``(N, K, H, W)`` float32, each plane multiplied by ``raw_max / blurred_max`` (computed in float32).
+        All-zero planes become NaN (0/0), exactly like the official code; their joints are masked anyway.
+    """
+    n, k, h, w = heatmaps.shape
+    b = (ksize - 1) // 2
+    taps = gaussian_taps(ksize, heatmaps.device)
+    x = heatmaps.to(torch.float64).reshape(n * k, 1, h, w)
+    # Zero padding of b pixels on each side makes OpenCV's border mode irrelevant: same-size conv with zeros.
+    x = F.conv2d(x, taps.view(1, 1, 1, ksize), padding=(0, b))
+    x = F.conv2d(x, taps.view(1, 1, ksize, 1), padding=(b, 0))
+    blurred = x.reshape(n, k, h, w).to(torch.float32)
+    origin_max = heatmaps.to(torch.float32).amax(dim=(2, 3), keepdim=True)
+    blurred_max = blurred.amax(dim=(2, 3), keepdim=True)
+    return blurred * (origin_max / blurred_max)
+
+
+# (dy, dx) offsets of the 13-point stencil used by the Taylor step.
+_STENCIL = (
+    (0, 0), (0, 1), (0, -1), (1, 0), (-1, 0), (0, 2), (0, -2), (2, 0), (-2, 0),
+    (1, 1), (-1, 1), (1, -1), (-1, -1),
+)  # fmt: skip
+
+
+def _gather_stencil(values: Tensor, px: Tensor, py: Tensor) -> list[Tensor]:
+    """Gather ``values[n, k, py+dy, px+dx]`` for every stencil offset; ``px``/``py`` already clamped."""
+    n, k, h, w = values.shape
+    flat = values.reshape(n, k, h * w)
+    idx = torch.stack([(py + dy) * w + (px + dx) for dy, dx in _STENCIL], dim=-1)
+    g = torch.gather(flat, 2, idx)
+    return list(g.unbind(-1))
+
+
+def _solve2x2_lu(a: Tensor, b: Tensor, d: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Inverse of the symmetric ``[[a, b], [b, d]]`` by LU with partial pivoting (LAPACK ``gesv`` order).
+
+    Returns the four entries ``(i00, i01, i10, i11)``; singular systems give inf/NaN (callers mask them).
+    """
+    swap = b.abs() > a.abs()
+    # No pivot: rows [[a, b], [b, d]].
+    l_n = b / a
+    u_n = d - l_n * b
+    i10_n = -l_n / u_n
+    i11_n = 1.0 / u_n
+    i00_n = (1.0 - b * i10_n) / a
+    i01_n = (0.0 - b * i11_n) / a
+    # Pivot: rows [[b, d], [a, b]], right-hand sides swapped.
+    l_p = a / b
+    u_p = b - l_p * d
+    i10_p = 1.0 / u_p
+    i11_p = -l_p / u_p
+    i00_p = (0.0 - d * i10_p) / b
+    i01_p = (1.0 - d * i11_p) / b
+    return (
+        torch.where(swap, i00_p, i00_n),
+        torch.where(swap, i01_p, i01_n),
+        torch.where(swap, i10_p, i10_n),
+        torch.where(swap, i11_p, i11_n),
+    )
+
+
+def dark_taylor(
+    log_heatmaps: Tensor, coords: Tensor, max_offset: float | None = None
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Second-order Taylor refinement of integer maxima on log-heatmaps (DarkPose ``taylor``).
+
+    Applied where ``2 <= x <= W-3`` and ``2 <= y <= H-3`` and ``det(Hessian) != 0`` (exact test), with
+    2-px second differences. **No safeguard** by default, as in the official code: offsets can be huge on
+    non-Gaussian maps. ``max_offset`` (heatmap px, off by default) discards refinements whose offset
+    exceeds it on either axis and keeps the integer maximum instead.
+
+    Args:
+        log_heatmaps: ``(N, K, H, W)`` float32, ``log(max(blurred, 1e-10))``.
+        coords: ``(N, K, 2)`` float32 integer maxima (masked ones at ``(0, 0)``).
+        max_offset: optional safeguard in heatmap pixels.
+
+    Returns:
+        refined coords ``(N, K, 2)`` float32, the ``applied`` mask ``(N, K)`` bool, and the float64
+        offsets ``(N, K, 2)`` (zero where not applied).
+    """
+    n, k, h, w = log_heatmaps.shape
+    px = coords[..., 0].to(torch.long)
+    py = coords[..., 1].to(torch.long)
+    inside = (px > 1) & (px < w - 2) & (py > 1) & (py < h - 2)
+    if w < 5 or h < 5:
+        zero = torch.zeros(n, k, 2, dtype=torch.float64, device=coords.device)
+        return coords.clone(), torch.zeros_like(inside), zero
+    cx = px.clamp(2, w - 3)
+    cy = py.clamp(2, h - 3)
+    c, xp1, xm1, yp1, ym1, xp2, xm2, yp2, ym2, pp, mp, pm, mm = _gather_stencil(log_heatmaps, cx, cy)
+    f64 = torch.float64
+    # float32 differences promoted to float64 (numpy 1.x: np.float32 - np.float32 stays float32, 0.5 * it is float64)
+    dx = 0.5 * (xp1 - xm1).to(f64)
+    dy = 0.5 * (yp1 - ym1).to(f64)
+    # 2 * np.float32 is float64 under numpy 1.x, so the whole second difference runs in float64
+    dxx = 0.25 * ((xp2.to(f64) - 2 * c.to(f64)) + xm2.to(f64))
+    dyy = 0.25 * ((yp2.to(f64) - 2 * c.to(f64)) + ym2.to(f64))
+    # the mixed derivative is a chain of float32 operations, promoted only by the final 0.25 *
+    dxy = 0.25 * (((pp - mp) - pm) + mm).to(f64)
+    det = dxx * dyy - dxy**2
+    i00, i01, i10, i11 = _solve2x2_lu(dxx, dxy, dyy)
+    ox = -i00 * dx + -i01 * dy
+    oy = -i10 * dx + -i11 * dy
+    applied = inside & (det != 0)
+    if max_offset is not None:
+        applied = applied & (ox.abs() <= max_offset) & (oy.abs() <= max_offset)
+    offset = torch.stack([ox, oy], dim=-1)
+    offset = torch.where(applied.unsqueeze(-1), offset, torch.zeros_like(offset))
+    refined = (coords.to(f64) + offset).to(torch.float32)
+    refined = torch.where(applied.unsqueeze(-1), refined, coords)
+    return refined, applied, offset
+
+
+def dark_decode(
+    heatmaps: Tensor, blur_kernel: int = 11, max_offset: float | None = None
+) -> tuple[Tensor, Tensor]:
+    """Full DARK decode in heatmap space: argmax → blur → log → Taylor.
+
+    Args:
+        heatmaps: ``(N, K, H, W)`` float32 (flip-averaged network output).
+        blur_kernel: modulation kernel size (11 for 256×192 and 384×288, 3 for DarkPose's 128×96 W32).
+        max_offset: optional safeguard (heatmap px); ``None`` reproduces the official decoder.
+
+    Returns:
+        coords ``(N, K, 2)`` float32 heatmap px and scores ``(N, K)`` float32 (raw maxima).
+    """
+    heatmaps = heatmaps.to(torch.float32)
+    coords, maxvals = get_heatmap_maximum(heatmaps)
+    blurred = dark_blur(heatmaps, blur_kernel)
+    logs = torch.log(torch.maximum(blurred, torch.tensor(1e-10, dtype=torch.float32, device=blurred.device)))
+    refined, _, _ = dark_taylor(logs, coords, max_offset)
+    return refined, maxvals
+
+
+def quarter_offset_decode(heatmaps: Tensor) -> tuple[Tensor, Tensor]:
+    """HRNet-official decode: argmax, then ±0.25 px towards the higher neighbour where ``1 < x < W-1``
+    and ``1 < y < H-1`` (on the raw map).
+
+    Returns:
+        coords ``(N, K, 2)`` float32 heatmap px and scores ``(N, K)`` float32.
+    """
+    heatmaps = heatmaps.to(torch.float32)
+    n, k, h, w = heatmaps.shape
+    coords, maxvals = get_heatmap_maximum(heatmaps)
+    px = torch.floor(coords[..., 0] + 0.5).to(torch.long)
+    py = torch.floor(coords[..., 1] + 0.5).to(torch.long)
+    inside = (px > 1) & (px < w - 1) & (py > 1) & (py < h - 1)
+    cx = px.clamp(1, max(w - 2, 1))
+    cy = py.clamp(1, max(h - 2, 1))
+    flat = heatmaps.reshape(n, k, h * w)
+
+    def at(dy: int, dx: int) -> Tensor:
+        return torch.gather(flat, 2, ((cy + dy) * w + (cx + dx)).unsqueeze(-1)).squeeze(-1)
+
+    diff = torch.stack([at(0, 1) - at(0, -1), at(1, 0) - at(-1, 0)], dim=-1)
+    step = torch.sign(diff) * 0.25
+    return torch.where(inside.unsqueeze(-1), coords + step, coords), maxvals
+
+
+def argmax_decode(heatmaps: Tensor) -> tuple[Tensor, Tensor]:
+    """Plain integer argmax (no sub-pixel refinement), for comparison studies."""
+    return get_heatmap_maximum(heatmaps.to(torch.float32))
+
+
+def unbiased_gaussian_targets(
+    keypoints: Tensor, visible: Tensor, heatmap_size: tuple[int, int], sigma: float
+) -> tuple[Tensor, Tensor]:
+    """DARK unbiased encoding (DarkPose ``generate_target``): a full-plane Gaussian at the sub-pixel location.
+
+    Args:
+        keypoints: ``(N, K, 2)`` heatmap-space ``(x, y)`` (already mapped by the heatmap affine).
+        visible: ``(N, K)`` visibility (> 0 means labelled).
+        heatmap_size: ``(W, H)``.
+        sigma: Gaussian sigma in heatmap px.
+
+    Returns:
+        targets ``(N, K, H, W)`` float32 and weights ``(N, K)`` float32; the weight is 0 for unlabelled
+        joints and when the 3σ box lies entirely outside the heatmap (``int`` truncates toward zero).
+    """
+    w, h = heatmap_size
+    mu = keypoints.to(torch.float64)
+    weight = visible.to(torch.float32).clone()
+    tmp = sigma * 3
+    ul = torch.trunc(mu - tmp)
+    br = torch.trunc(mu + tmp + 1)
+    outside = (ul[..., 0] >= w) | (ul[..., 1] >= h) | (br[..., 0] < 0) | (br[..., 1] < 0)
+    weight = torch.where(outside, torch.zeros_like(weight), weight)
+    xs = torch.arange(w, dtype=torch.float32, device=keypoints.device)
+    ys = torch.arange(h, dtype=torch.float32, device=keypoints.device)
+    mu32 = mu.to(torch.float32)
+    dx2 = (xs.view(1, 1, 1, w) - mu32[..., 0, None, None]) ** 2
+    dy2 = (ys.view(1, 1, h, 1) - mu32[..., 1, None, None]) ** 2
+    target = torch.exp(-(dx2 + dy2) / np.float32(2 * sigma**2))
+    target = torch.where((weight > 0.5)[..., None, None], target, torch.zeros_like(target))
+    return target, weight
+
+
+def quantised_gaussian_targets(
+    keypoints: Tensor, visible: Tensor, heatmap_size: tuple[int, int], sigma: float
+) -> tuple[Tensor, Tensor]:
+    """HRNet-official (biased) encoding: the centre is rounded to the nearest heatmap pixel and the
+    Gaussian is pasted into a ``(6σ+1)²`` window.
+
+    Args / Returns: as :func:`unbiased_gaussian_targets` (keypoints in heatmap px; HRNet computes the same
+    centres as ``int(joint / stride + 0.5)``).
+    """
+    w, h = heatmap_size
+    tmp = sigma * 3
+    mu = torch.trunc(keypoints.to(torch.float64) + 0.5)
+    weight = visible.to(torch.float32).clone()
+    ul = torch.trunc(mu - tmp)
+    br = torch.trunc(mu + tmp + 1)
+    outside = (ul[..., 0] >= w) | (ul[..., 1] >= h) | (br[..., 0] < 0) | (br[..., 1] < 0)
+    weight = torch.where(outside | (weight <= 0), torch.zeros_like(weight), weight)
+    xs = torch.arange(w, dtype=torch.float64, device=keypoints.device).view(1, 1, 1, w)
+    ys = torch.arange(h, dtype=torch.float64, device=keypoints.device).view(1, 1, h, 1)
+    dx = xs - mu[..., 0, None, None]
+    dy = ys - mu[..., 1, None, None]
+    window = (dx.abs() <= tmp) & (dy.abs() <= tmp)
+    g = torch.exp(-(dx**2 + dy**2) / (2 * sigma**2)).to(torch.float32)
+    target = torch.where(window & (weight > 0.5)[..., None, None], g, torch.zeros_like(g))
+    return target, weight

@@ -1,0 +1,89 @@
+"""Error hierarchy shared by every layer.
+
+Each error carries a stable ``code`` (used as the RFC 9457 problem ``type`` suffix over REST, mapped to a
+gRPC status code over gRPC, and as the ``reason`` label of rejection metrics) and a human message that
+names the problem.
+"""
+
+from __future__ import annotations
+
+
+class PoseServiceError(Exception):
+    """Base class. ``code`` is stable and machine-readable; ``str(err)`` is for humans."""
+
+    code: str = "internal"
+    #: Whether the client caused it (4xx / INVALID_ARGUMENT family) or the server did.
+    client_error: bool = False
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidInput(PoseServiceError):
+    """The request is malformed (bad boxes, bad options)."""
+
+    code = "invalid_input"
+    client_error = True
+
+
+class InvalidBoxes(InvalidInput):
+    code = "invalid_boxes"
+
+
+class UndecodableImage(InvalidInput):
+    code = "undecodable_image"
+
+
+class UnsupportedMediaType(InvalidInput):
+    code = "unsupported_media_type"
+
+
+class ImageTooLarge(InvalidInput):
+    code = "image_too_large"
+
+
+class PayloadTooLarge(InvalidInput):
+    code = "payload_too_large"
+
+
+class Overloaded(PoseServiceError):
+    """The queue is full; retry after ``retry_after_s`` seconds."""
+
+    code = "overloaded"
+
+    def __init__(self, message: str, retry_after_s: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class DeadlineExceeded(PoseServiceError):
+    code = "deadline_exceeded"
+
+
+class NotReady(PoseServiceError):
+    code = "not_ready"
+
+
+class EngineError(PoseServiceError):
+    """The compute side failed (a worker crashed or the forward raised)."""
+
+    code = "engine_error"
+
+
+class CheckpointError(PoseServiceError):
+    """A checkpoint does not match the architecture (lists the missing/unexpected keys)."""
+
+    code = "checkpoint_mismatch"
+
+
+class WeightsError(PoseServiceError):
+    """Weights are missing, corrupted, or could not be fetched."""
+
+    code = "weights_error"
+
+
+class CardError(PoseServiceError):
+    """A model card is missing or malformed."""
+
+    code = "card_error"
