@@ -13,6 +13,7 @@ float64.
 from __future__ import annotations
 
 import functools
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -122,9 +123,17 @@ def _solve2x2_lu(a: Tensor, b: Tensor, d: Tensor) -> tuple[Tensor, Tensor, Tenso
     )
 
 
-def dark_taylor(
-    log_heatmaps: Tensor, coords: Tensor, max_offset: float | None = None
-) -> tuple[Tensor, Tensor, Tensor]:
+class TaylorStep(NamedTuple):
+    """Result of :func:`dark_taylor`; ``dxx``/``det`` are NaN-free only where ``applied``."""
+
+    coords: Tensor  # (N, K, 2) float32 refined heatmap coords
+    applied: Tensor  # (N, K) bool
+    offset: Tensor  # (N, K, 2) float64 (0 where not applied)
+    dxx: Tensor  # (N, K) float64
+    det: Tensor  # (N, K) float64 Hessian determinant
+
+
+def dark_taylor(log_heatmaps: Tensor, coords: Tensor, max_offset: float | None = None) -> TaylorStep:
     """Second-order Taylor refinement of integer maxima on log-heatmaps (DarkPose ``taylor``).
 
     Applied where ``2 <= x <= W-3`` and ``2 <= y <= H-3`` and ``det(Hessian) != 0`` (exact test), with
@@ -138,8 +147,8 @@ def dark_taylor(
         max_offset: optional safeguard in heatmap pixels.
 
     Returns:
-        refined coords ``(N, K, 2)`` float32, the ``applied`` mask ``(N, K)`` bool, and the float64
-        offsets ``(N, K, 2)`` (zero where not applied).
+        a :class:`TaylorStep`: refined coords ``(N, K, 2)`` float32, the ``applied`` mask, the float64
+        offsets (zero where not applied), ``dxx`` and the Hessian determinant (for diagnostics).
     """
     n, k, h, w = log_heatmaps.shape
     px = coords[..., 0].to(torch.long)
@@ -147,7 +156,8 @@ def dark_taylor(
     inside = (px > 1) & (px < w - 2) & (py > 1) & (py < h - 2)
     if w < 5 or h < 5:
         zero = torch.zeros(n, k, 2, dtype=torch.float64, device=coords.device)
-        return coords.clone(), torch.zeros_like(inside), zero
+        nan = torch.full((n, k), float("nan"), dtype=torch.float64, device=coords.device)
+        return TaylorStep(coords.clone(), torch.zeros_like(inside), zero, nan, nan)
     cx = px.clamp(2, w - 3)
     cy = py.clamp(2, h - 3)
     c, xp1, xm1, yp1, ym1, xp2, xm2, yp2, ym2, pp, mp, pm, mm = _gather_stencil(log_heatmaps, cx, cy)
@@ -171,7 +181,7 @@ def dark_taylor(
     offset = torch.where(applied.unsqueeze(-1), offset, torch.zeros_like(offset))
     refined = (coords.to(f64) + offset).to(torch.float32)
     refined = torch.where(applied.unsqueeze(-1), refined, coords)
-    return refined, applied, offset
+    return TaylorStep(refined, applied, offset, dxx, det)
 
 
 def dark_decode(
@@ -191,8 +201,7 @@ def dark_decode(
     coords, maxvals = get_heatmap_maximum(heatmaps)
     blurred = dark_blur(heatmaps, blur_kernel)
     logs = torch.log(torch.maximum(blurred, torch.tensor(1e-10, dtype=torch.float32, device=blurred.device)))
-    refined, _, _ = dark_taylor(logs, coords, max_offset)
-    return refined, maxvals
+    return dark_taylor(logs, coords, max_offset).coords, maxvals
 
 
 def quarter_offset_decode(heatmaps: Tensor) -> tuple[Tensor, Tensor]:

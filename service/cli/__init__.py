@@ -1,0 +1,1 @@
+"""The ``posesvc`` command line."""

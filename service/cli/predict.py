@@ -1,0 +1,74 @@
+"""``posesvc predict IMAGE``: run the pipeline in-process (or against a server with ``--url``), print JSON."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import InvalidBoxes
+from ..pipeline.image import read_image_file
+from ..pipeline.pipeline import PosePipeline
+from ..pipeline.render import render_poses
+from ..schemas import PoseOptions
+from .common import add_model_args, build_detector, build_estimator, load_model_card, settings_from_args
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("predict", help="estimate poses on one image and print JSON")
+    p.add_argument("image", type=Path)
+    p.add_argument("--boxes", help='person boxes as JSON [[x, y, w, h(, score)], ...] or @file.json (skips the detector)')
+    add_model_args(p)
+    p.add_argument("--render", type=Path, help="write the image with skeletons drawn to this PNG/JPEG")
+    p.add_argument("--no-flip", action="store_true", help="disable the flip test")
+    p.add_argument("--no-exif", action="store_true", help="ignore EXIF orientation (as the official pipeline)")
+    p.add_argument("--format", choices=["posesvc", "coco"], default="posesvc")
+    p.add_argument("--image-id", type=int, default=0, help="image_id for --format coco")
+    p.add_argument("--min-score", type=float, default=0.0)
+    p.add_argument("--max-persons", type=int)
+    p.set_defaults(func=run)
+
+
+def parse_boxes(text: str | None) -> np.ndarray | None:
+    if text is None:
+        return None
+    if text.startswith("@"):
+        text = Path(text[1:]).read_text()
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidBoxes(f"--boxes is not valid JSON: {exc}") from None
+    return np.asarray(data, dtype=np.float64).reshape(-1, np.asarray(data).shape[-1] if len(data) else 4)
+
+
+def run(args: argparse.Namespace) -> int:
+    s = settings_from_args(args)
+    card = load_model_card(s)
+    boxes = parse_boxes(args.boxes)
+    image = read_image_file(str(args.image), honour_exif=not args.no_exif, max_pixels=s.max_image_pixels)
+    estimator = build_estimator(s, card, allow_untrained=True)
+    detector = None if boxes is not None else build_detector(s, fallback_untrained=True)
+    pipeline = PosePipeline(estimator, detector)
+    opts = PoseOptions(flip=not args.no_flip, min_score=args.min_score, max_persons=args.max_persons)
+    result = pipeline.run([image], [boxes], opts)[0]
+    if detector is not None and not detector.trained:
+        print("WARNING: the person detector is untrained; few or no persons will be found. "
+              "Pass --boxes, or provide detector weights (POSESVC_DETECTOR__WEIGHTS=path/to/yolov8n.pt).", file=sys.stderr)
+    out: Any = result.to_coco(args.image_id) if args.format == "coco" else result.to_dict(card.joint_names)
+    if args.format != "coco":
+        out["detector"] = None if detector is None else {"name": detector.name, "trained": detector.trained}
+    json.dump(out, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+    if args.render:
+        from ..pipeline.render import encode_jpeg, encode_png
+
+        drawn = render_poses(image, result)
+        args.render.parent.mkdir(parents=True, exist_ok=True)
+        data = encode_jpeg(drawn) if args.render.suffix.lower() in (".jpg", ".jpeg") else encode_png(drawn)
+        args.render.write_bytes(data)
+        print(f"wrote {args.render}", file=sys.stderr)
+    return 0

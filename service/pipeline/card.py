@@ -1,0 +1,180 @@
+"""Model cards: ``models/<name>.toml`` describes a pose model as data (architecture, geometry, codec,
+checkpoint, published accuracy). Cards are found by name in the models directory or read from any path.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import CardError
+from .geometry import CONVENTIONS, Convention
+
+COCO_JOINTS: tuple[str, ...] = (
+    "nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder",
+    "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip",
+    "left_knee", "right_knee", "left_ankle", "right_ankle",
+)  # fmt: skip
+COCO_FLIP_PAIRS: tuple[tuple[int, int], ...] = ((1, 2), (3, 4), (5, 6), (7, 8), (9, 10), (11, 12), (13, 14), (15, 16))
+COCO_SIGMAS: tuple[float, ...] = tuple(
+    s / 10.0 for s in (0.26, 0.25, 0.25, 0.35, 0.35, 0.79, 0.79, 0.72, 0.72, 0.62, 0.62, 1.07, 1.07, 0.87, 0.87, 0.89, 0.89)
+)
+COCO_SKELETON: tuple[tuple[int, int], ...] = (
+    (15, 13), (13, 11), (16, 14), (14, 12), (11, 12), (5, 11), (6, 12), (5, 6), (5, 7), (6, 8), (7, 9),
+    (8, 10), (1, 2), (0, 1), (0, 2), (1, 3), (2, 4), (3, 5), (4, 6),
+)  # fmt: skip
+CODECS = ("dark", "standard", "argmax")
+
+
+@dataclass(frozen=True)
+class CheckpointInfo:
+    """Where the weights come from. ``sha256`` may be a full digest or a published prefix (MMPose names
+    files ``...-<first 8 hex of sha256>_<date>.pth``)."""
+
+    format: str = "darkpose"
+    url: str = ""
+    sha256: str = ""
+    filename: str = ""
+    how_to_get: str = ""
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """Everything the pipeline needs to run one pose model, read from a TOML card."""
+
+    name: str
+    description: str
+    architecture: str
+    arch_params: dict[str, Any]
+    input_size: tuple[int, int]  # (W, H)
+    heatmap_size: tuple[int, int]  # (W, H)
+    joint_names: tuple[str, ...]
+    flip_pairs: tuple[tuple[int, int], ...]
+    convention: Convention
+    flip_shift: bool
+    codec: str
+    blur_kernel: int
+    sigma: float
+    padding: float = 1.25
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    oks_sigmas: tuple[float, ...] = COCO_SIGMAS
+    checkpoint: CheckpointInfo = field(default_factory=CheckpointInfo)
+    published_ap: float | None = None
+    published_ap_note: str = ""
+    source: str = ""
+
+    @property
+    def num_joints(self) -> int:
+        return len(self.joint_names)
+
+    @property
+    def flip_permutation(self) -> tuple[int, ...]:
+        """Channel permutation that swaps every flip pair (identity elsewhere)."""
+        perm = list(range(self.num_joints))
+        for a, b in self.flip_pairs:
+            perm[a], perm[b] = b, a
+        return tuple(perm)
+
+
+def default_models_dir() -> Path:
+    """``$POSESVC_MODELS_DIR``, else the ``models/`` folder next to the package (source checkout or image)."""
+    env = os.environ.get("POSESVC_MODELS_DIR")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[2] / "models"
+
+
+def list_cards(models_dir: Path | None = None) -> list[str]:
+    d = models_dir or default_models_dir()
+    return sorted(p.stem for p in d.glob("*.toml")) if d.is_dir() else []
+
+
+def load_card(name_or_path: str | Path, models_dir: Path | None = None) -> ModelCard:
+    """Load a card by name (``models/<name>.toml``) or from a path to a ``.toml`` file."""
+    p = Path(name_or_path)
+    if p.suffix != ".toml" or not p.exists():
+        d = models_dir or default_models_dir()
+        candidate = d / f"{name_or_path}.toml"
+        if not candidate.exists():
+            known = ", ".join(list_cards(d)) or "none"
+            raise CardError(f"model card {name_or_path!r} not found (looked in {d}; known cards: {known})")
+        p = candidate
+    try:
+        data = tomllib.loads(p.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise CardError(f"cannot read model card {p}: {exc}") from exc
+    return parse_card(data, source=str(p))
+
+
+def _req(section: dict[str, Any], key: str, where: str) -> Any:
+    if key not in section:
+        raise CardError(f"model card {where}: missing required key {key!r}")
+    return section[key]
+
+
+def parse_card(data: dict[str, Any], source: str = "<dict>") -> ModelCard:
+    """Validate a parsed TOML document into a :class:`ModelCard`."""
+    try:
+        arch = dict(_req(data, "architecture", source))
+        inp = dict(_req(data, "input", source))
+        hm = dict(_req(data, "heatmap", source))
+        geo = dict(_req(data, "geometry", source))
+        codec = dict(_req(data, "codec", source))
+        kp = dict(data.get("keypoints", {}))
+        ckpt = dict(data.get("checkpoint", {}))
+        metrics = dict(data.get("metrics", {}))
+        convention = geo.get("convention", "darkpose")
+        if convention not in CONVENTIONS:
+            raise CardError(f"model card {source}: geometry.convention must be one of {CONVENTIONS}, got {convention!r}")
+        codec_name = codec.get("name", "dark")
+        if codec_name not in CODECS:
+            raise CardError(f"model card {source}: codec.name must be one of {CODECS}, got {codec_name!r}")
+        input_size = tuple(int(v) for v in _req(inp, "size", source))
+        heatmap_size = tuple(int(v) for v in _req(hm, "size", source))
+        if len(input_size) != 2 or len(heatmap_size) != 2:
+            raise CardError(f"model card {source}: input.size and heatmap.size are [width, height]")
+        if input_size[0] % 32 or input_size[1] % 32:
+            raise CardError(f"model card {source}: input size {input_size} must be multiples of 32 for HRNet")
+        joint_names = tuple(kp.get("names", COCO_JOINTS))
+        flip_pairs = tuple((int(a), int(b)) for a, b in kp.get("flip_pairs", COCO_FLIP_PAIRS))
+        blur_kernel = int(codec.get("blur_kernel", 11))
+        if blur_kernel < 1 or blur_kernel % 2 == 0:
+            raise CardError(f"model card {source}: codec.blur_kernel must be a positive odd integer")
+        params = {k: v for k, v in arch.items() if k != "name"}
+        return ModelCard(
+            name=str(data.get("name", Path(source).stem)),
+            description=str(data.get("description", "")),
+            architecture=str(_req(arch, "name", source)),
+            arch_params=params,
+            input_size=(input_size[0], input_size[1]),
+            heatmap_size=(heatmap_size[0], heatmap_size[1]),
+            joint_names=joint_names,
+            flip_pairs=flip_pairs,
+            convention=convention,
+            flip_shift=bool(geo.get("flip_shift", convention == "hrnet")),
+            codec=codec_name,
+            blur_kernel=blur_kernel,
+            sigma=float(codec.get("sigma", 2.0)),
+            padding=float(geo.get("padding", 1.25)),
+            mean=tuple(float(v) for v in inp.get("mean", (0.485, 0.456, 0.406))),  # type: ignore[arg-type]
+            std=tuple(float(v) for v in inp.get("std", (0.229, 0.224, 0.225))),  # type: ignore[arg-type]
+            oks_sigmas=tuple(float(v) for v in kp.get("oks_sigmas", COCO_SIGMAS)),
+            checkpoint=CheckpointInfo(
+                format=str(ckpt.get("format", "darkpose")),
+                url=str(ckpt.get("url", "")),
+                sha256=str(ckpt.get("sha256", "")).lower(),
+                filename=str(ckpt.get("filename", "")),
+                how_to_get=str(ckpt.get("how_to_get", "")),
+            ),
+            published_ap=float(metrics["coco_val2017_ap"]) if "coco_val2017_ap" in metrics else None,
+            published_ap_note=str(metrics.get("note", "")),
+            source=source,
+        )
+    except CardError:
+        raise
+    except (TypeError, ValueError, KeyError) as exc:
+        raise CardError(f"model card {source} is malformed: {exc}") from exc

@@ -1,0 +1,304 @@
+"""The top-down pose estimator: boxes → crops → one 2N forward (flip test) → decode → image keypoints.
+
+This is plain synchronous torch/numpy code (no asyncio). The serving engine calls :meth:`PoseEstimator.estimate`
+(through :class:`~service.pipeline.pipeline.PosePipeline`) on a batch of images; crops of all images are pooled
+and run in chunks of ``max_batch_crops``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+from torch import Tensor, nn
+
+from ..codecs import HeatmapCodec
+from ..errors import InvalidBoxes
+from ..nets import build_net, load_checkpoint_file
+from ..schemas import BoxesSource, Person, PoseOptions, PoseResult
+from .card import ModelCard
+from .crop import normalise, warp_crops
+from .flip import merge_flip
+from .geometry import affine_matrices, apply_affine, box_to_center_scale
+from .postprocess import oks_nms, rescore
+
+Precision = Literal["fp32", "bf16", "fp16"]
+
+
+@dataclass(frozen=True)
+class EstimatorConfig:
+    """Compute settings of one estimator.
+
+    Attributes:
+        max_batch_crops: person crops per forward chunk (the forward batch is twice this with flip).
+        precision: ``fp32``; ``bf16`` autocast (CPU or CUDA); ``fp16`` autocast (CUDA only).
+        channels_last: use NHWC memory format for the network.
+        flip_default: flip test when a request does not say.
+        rescore_threshold: keypoint scores above this enter the person score (0.2).
+        nms_threshold: OKS-NMS threshold (0.9).
+        max_offset: optional DARK safeguard, heatmap px (``None`` = official, unbounded).
+    """
+
+    max_batch_crops: int = 32
+    precision: Precision = "fp32"
+    channels_last: bool = False
+    flip_default: bool = True
+    rescore_threshold: float = 0.2
+    nms_threshold: float = 0.9
+    max_offset: float | None = None
+
+
+@dataclass
+class _Prepared:
+    """Per-image geometry (M persons)."""
+
+    boxes: NDArray[np.float64]  # (M, 4)
+    box_scores: NDArray[np.float64]  # (M,)
+    center: NDArray[np.float32]  # (M, 2)
+    scale: NDArray[np.float32]  # (M, 2)
+    inv: NDArray[np.float64]  # (M, 2, 3) heatmap → image
+    areas: NDArray[np.float64]  # (M,)
+    crops: NDArray[np.uint8]  # (M, H_in, W_in, 3)
+
+
+def validate_boxes(boxes: NDArray[np.floating] | Sequence[Sequence[float]], image_size: tuple[int, int]) -> NDArray[np.float64]:
+    """Check client boxes and return them as ``(M, 5)`` float64 ``(x, y, w, h, score)`` (score 1 if absent).
+
+    Boxes partly outside the image are valid (as in the official pipeline); boxes entirely outside, with
+    non-finite values or non-positive size are rejected with :class:`InvalidBoxes`.
+    """
+    arr = np.asarray(boxes, dtype=np.float64)
+    if arr.size == 0:
+        return np.zeros((0, 5), dtype=np.float64)
+    if arr.ndim != 2 or arr.shape[1] not in (4, 5):
+        raise InvalidBoxes(f"boxes must be a list of [x, y, w, h] or [x, y, w, h, score], got shape {list(arr.shape)}")
+    if not np.isfinite(arr).all():
+        bad = int(np.where(~np.isfinite(arr).all(axis=1))[0][0])
+        raise InvalidBoxes(f"box {bad} has a NaN or infinite value: {arr[bad].tolist()}")
+    if arr.shape[1] == 4:
+        arr = np.concatenate([arr, np.ones((len(arr), 1))], axis=1)
+    nonpos = np.where((arr[:, 2] <= 0) | (arr[:, 3] <= 0))[0]
+    if nonpos.size:
+        raise InvalidBoxes(f"box {int(nonpos[0])} has a non-positive width or height: {arr[nonpos[0], :4].tolist()}")
+    w, h = image_size
+    outside = np.where((arr[:, 0] >= w) | (arr[:, 1] >= h) | (arr[:, 0] + arr[:, 2] <= 0) | (arr[:, 1] + arr[:, 3] <= 0))[0]
+    if outside.size:
+        raise InvalidBoxes(
+            f"box {int(outside[0])} {arr[outside[0], :4].tolist()} lies entirely outside the {w}x{h} image"
+        )
+    return arr
+
+
+class PoseEstimator:
+    """HRNet (or any registered net) + flip test + codec, for one model card on one device."""
+
+    def __init__(
+        self,
+        card: ModelCard,
+        net: nn.Module,
+        *,
+        trained: bool,
+        device: str | torch.device = "cpu",
+        config: EstimatorConfig | None = None,
+    ) -> None:
+        self.card = card
+        self.config = config or EstimatorConfig()
+        self.device = torch.device(device)
+        self.trained = trained
+        if self.config.precision == "fp16" and self.device.type != "cuda":
+            raise ValueError("fp16 precision needs a CUDA device; use bf16 on CPU")
+        self.net = net.eval().to(self.device)
+        if self.config.channels_last:
+            self.net = self.net.to(memory_format=torch.channels_last)
+        self.codec = HeatmapCodec(card.codec, card.blur_kernel, card.sigma, self.config.max_offset)
+        self._perm = card.flip_permutation
+
+    @classmethod
+    def from_card(
+        cls,
+        card: ModelCard,
+        weights: str | Path | None,
+        *,
+        device: str | torch.device = "cpu",
+        config: EstimatorConfig | None = None,
+        allow_untrained: bool = False,
+    ) -> PoseEstimator:
+        """Build the card's net and load ``weights`` strictly (weights-only). Without weights, refuse unless
+        ``allow_untrained`` (random initialisation; results are then marked ``trained=False``)."""
+        net = build_net(card.architecture, card.arch_params)
+        if weights is not None:
+            load_checkpoint_file(net, weights, card.checkpoint.format)
+            trained = True
+        elif allow_untrained:
+            trained = False
+        else:
+            from ..errors import WeightsError
+
+            raise WeightsError(f"no weights given for model card {card.name!r} (pass allow_untrained for a smoke run)")
+        return cls(card, net, trained=trained, device=device, config=config)
+
+    # ------------------------------------------------------------------ compute
+    def _autocast(self) -> AbstractContextManager[Any]:
+        p = self.config.precision
+        if p == "fp32":
+            return nullcontext()
+        dtype = torch.bfloat16 if p == "bf16" else torch.float16
+        return torch.autocast(self.device.type, dtype=dtype)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Network forward: ``(B, 3, H_in, W_in)`` normalised → ``(B, K, H_hm, W_hm)`` float32."""
+        if self.config.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode(), self._autocast():
+            out: Tensor = self.net(x)
+        return out.float()
+
+    def heatmaps(self, x: Tensor, flip: bool, timings: dict[str, float] | None = None) -> Tensor:
+        """Flip-tested heatmaps for a chunk of normalised crops ``(n, 3, H, W)`` → ``(n, K, h, w)``.
+
+        With ``flip`` this is ONE forward over ``[x, x.flip(-1)]`` (batch 2n), then flip-back and average.
+        """
+        t0 = time.perf_counter()
+        n = x.shape[0]
+        out = self.forward(torch.cat([x, x.flip(-1)], dim=0) if flip else x)
+        self._sync()
+        t1 = time.perf_counter()
+        if flip:
+            out = merge_flip(out[:n], out[n:], self._perm, self.card.flip_shift)
+            self._sync()
+        t2 = time.perf_counter()
+        if timings is not None:
+            timings["pose_forward"] = timings.get("pose_forward", 0.0) + (t1 - t0)
+            timings["flip_merge"] = timings.get("flip_merge", 0.0) + (t2 - t1)
+        return out
+
+    def _sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    def prepare(self, image: NDArray[np.uint8], boxes: NDArray[np.float64]) -> _Prepared:
+        """Geometry and crops for one image. ``boxes`` are validated ``(M, 5)``."""
+        card = self.card
+        center, scale = box_to_center_scale(boxes[:, :4], card.input_size, card.convention, card.padding)
+        fwd = affine_matrices(center, scale, card.input_size, inv=False, convention=card.convention)
+        inv = affine_matrices(center, scale, card.heatmap_size, inv=True, convention=card.convention)
+        areas = np.prod(scale * np.float32(200), axis=1).astype(np.float64)
+        crops = warp_crops(image, fwd, card.input_size)
+        return _Prepared(boxes[:, :4].copy(), boxes[:, 4].copy(), center, scale, inv, areas, crops)
+
+    def estimate(
+        self,
+        images: Sequence[NDArray[np.uint8]],
+        boxes: Sequence[NDArray[np.floating]],
+        options: Sequence[PoseOptions] | PoseOptions | None = None,
+        sources: Sequence[BoxesSource] | None = None,
+        timings: dict[str, float] | None = None,
+    ) -> list[PoseResult]:
+        """Estimate poses for a batch of images with known person boxes.
+
+        Args:
+            images: RGB uint8 ``(H, W, 3)`` arrays.
+            boxes: per image ``(M_i, 4|5)`` boxes ``(x, y, w, h[, score])`` in image px (validated here).
+            options: one :class:`PoseOptions` for all images or one per image.
+            sources: where each image's boxes came from (reported in the result).
+            timings: optional dict that receives the batch's stage durations (seconds).
+
+        Returns:
+            one :class:`PoseResult` per image, persons in OKS-NMS pick order (score order without NMS).
+        """
+        n_img = len(images)
+        opts = _per_image(options, n_img)
+        srcs = list(sources) if sources is not None else ["client"] * n_img
+        stage: dict[str, float] = {}
+        t0 = time.perf_counter()
+        checked = [validate_boxes(b, (im.shape[1], im.shape[0])) for im, b in zip(images, boxes, strict=True)]
+        prepared = [self.prepare(im, b) for im, b in zip(images, checked, strict=True)]
+        stage["crop"] = time.perf_counter() - t0
+        counts = [len(p.boxes) for p in prepared]
+        total = sum(counts)
+        k = self.card.num_joints
+        kpts = np.zeros((total, k, 3), dtype=np.float32)
+        if total:
+            flips = np.repeat([self.config.flip_default if o.flip is None else o.flip for o in opts], counts)
+            crops_np = np.concatenate([p.crops for p in prepared], axis=0)
+            inv = np.concatenate([p.inv for p in prepared], axis=0)
+            coords_all = np.zeros((total, k, 2), dtype=np.float32)
+            for flip_value in (True, False):
+                idx = np.nonzero(flips == flip_value)[0]
+                for start in range(0, len(idx), self.config.max_batch_crops):
+                    sel = idx[start : start + self.config.max_batch_crops]
+                    tc = time.perf_counter()
+                    x = normalise(torch.from_numpy(crops_np[sel]).to(self.device), self.card.mean, self.card.std)
+                    stage["crop"] += time.perf_counter() - tc
+                    hm = self.heatmaps(x, bool(flip_value), stage)
+                    td = time.perf_counter()
+                    coords, maxvals = self.codec.decode(hm)
+                    coords_all[sel] = coords.cpu().numpy()
+                    kpts[sel, :, 2] = maxvals.cpu().numpy()
+                    stage["keypoint_decode"] = stage.get("keypoint_decode", 0.0) + time.perf_counter() - td
+            td = time.perf_counter()
+            kpts[:, :, :2] = apply_affine(coords_all, inv).astype(np.float32)
+            stage["keypoint_decode"] = stage.get("keypoint_decode", 0.0) + time.perf_counter() - td
+        results = []
+        offset = 0
+        for im, p, c, o, src in zip(images, prepared, counts, opts, srcs, strict=True):
+            results.append(self._finish(im, p, kpts[offset : offset + c], o, src, stage))
+            offset += c
+        if timings is not None:
+            timings.update(stage)
+        return results
+
+    def _finish(
+        self,
+        image: NDArray[np.uint8],
+        p: _Prepared,
+        kpts: NDArray[np.float32],
+        opt: PoseOptions,
+        source: BoxesSource,
+        stage: dict[str, float],
+    ) -> PoseResult:
+        scores = rescore(p.box_scores, kpts[:, :, 2], self.config.rescore_threshold)
+        if opt.oks_nms and len(scores):
+            order = oks_nms(kpts, scores, p.areas, self.config.nms_threshold, self.card.oks_sigmas)
+        else:
+            order = [int(i) for i in np.argsort(-scores, kind="stable")]
+        keep = [i for i in order if scores[i] >= opt.min_score]
+        if opt.max_persons is not None:
+            keep = keep[: opt.max_persons]
+        persons = tuple(
+            Person(
+                bbox=(float(p.boxes[i, 0]), float(p.boxes[i, 1]), float(p.boxes[i, 2]), float(p.boxes[i, 3])),
+                bbox_score=float(p.box_scores[i]),
+                score=float(scores[i]),
+                keypoints=kpts[i].copy(),
+                box_index=int(i),
+            )
+            for i in keep
+        )
+        return PoseResult(
+            image_size=(int(image.shape[1]), int(image.shape[0])),
+            persons=persons,
+            model=self.card.name,
+            trained=self.trained,
+            boxes_source=source,
+            timings=dict(stage),
+        )
+
+
+def _per_image(options: Sequence[PoseOptions] | PoseOptions | None, n: int) -> list[PoseOptions]:
+    if options is None:
+        return [PoseOptions()] * n
+    if isinstance(options, PoseOptions):
+        return [options] * n
+    opts = list(options)
+    if len(opts) != n:
+        raise ValueError(f"got {len(opts)} option sets for {n} images")
+    return opts
+

@@ -1,0 +1,103 @@
+"""Typed request/result objects shared by every layer (imports nothing else from the project).
+
+Units: pixels of the original image; boxes are ``(x, y, w, h)``; keypoints are ``(K, 3)`` float32
+``(x, y, score)`` in COCO joint order; timings are seconds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+from numpy.typing import NDArray
+
+BoxesSource = Literal["client", "detector", "tracker", "none"]
+
+
+@dataclass(frozen=True)
+class PoseOptions:
+    """Per-request options.
+
+    Attributes:
+        flip: run the flip test (``None`` = the server's default).
+        min_score: drop persons whose (rescored) score is below this.
+        max_persons: keep at most this many persons (highest scores first); ``None`` = all.
+        oks_nms: apply OKS-NMS (threshold from settings) as the official evaluation does.
+    """
+
+    flip: bool | None = None
+    min_score: float = 0.0
+    max_persons: int | None = None
+    oks_nms: bool = True
+
+
+@dataclass(frozen=True)
+class Person:
+    """One detected person.
+
+    Attributes:
+        bbox: ``(x, y, w, h)`` box the crop was made from (client or detector box), image px.
+        bbox_score: detector (or client) box score.
+        score: person score = ``bbox_score × mean(keypoint scores > 0.2)`` (DarkPose rescoring).
+        keypoints: ``(K, 3)`` float32 ``(x, y, score)``; scores are raw heatmap maxima.
+        box_index: index of the box in the list the pipeline received (client order or detector order).
+        track_id: stable id within a video stream (``None`` outside streams).
+    """
+
+    bbox: tuple[float, float, float, float]
+    bbox_score: float
+    score: float
+    keypoints: NDArray[np.float32]
+    box_index: int = -1
+    track_id: int | None = None
+
+
+@dataclass(frozen=True)
+class PoseResult:
+    """Result for one image."""
+
+    image_size: tuple[int, int]  # (width, height)
+    persons: tuple[Person, ...]
+    model: str
+    trained: bool
+    boxes_source: BoxesSource = "client"
+    timings: Mapping[str, float] = field(default_factory=dict)
+
+    def to_coco(self, image_id: int, category_id: int = 1) -> list[dict[str, Any]]:
+        """COCO keypoint results entries (``image_id, category_id, keypoints[3K], score``)."""
+        return [
+            {
+                "image_id": int(image_id),
+                "category_id": int(category_id),
+                "keypoints": [float(v) for v in p.keypoints.reshape(-1)],
+                "score": float(p.score),
+            }
+            for p in self.persons
+        ]
+
+    def to_dict(self, joint_names: Sequence[str]) -> dict[str, Any]:
+        """JSON-ready dict in the posesvc response format."""
+        return {
+            "image_size": {"width": self.image_size[0], "height": self.image_size[1]},
+            "model": {"name": self.model, "trained": self.trained},
+            "boxes_source": self.boxes_source,
+            "persons": [person_to_dict(p, joint_names) for p in self.persons],
+            "timings_ms": {k: round(v * 1000.0, 3) for k, v in self.timings.items()},
+        }
+
+
+def person_to_dict(p: Person, joint_names: Sequence[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "bbox": [float(v) for v in p.bbox],
+        "bbox_score": float(p.bbox_score),
+        "score": float(p.score),
+        "keypoints": [
+            {"name": n, "x": float(k[0]), "y": float(k[1]), "score": float(k[2])}
+            for n, k in zip(joint_names, p.keypoints, strict=True)
+        ],
+    }
+    if p.track_id is not None:
+        out["track_id"] = p.track_id
+    return out

@@ -1,0 +1,102 @@
+"""Typed settings (pydantic-settings): ``POSESVC_*`` environment variables (nested with ``__``), a ``.env``
+file, then CLI flags on top. Imports nothing else from the project."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from platformdirs import user_cache_dir
+from pydantic import BaseModel, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_weights_dir() -> Path:
+    return Path(user_cache_dir("posesvc")) / "weights"
+
+
+class ModelSettings(BaseModel):
+    """Which pose model to serve."""
+
+    card: str = Field("hrnet_w32_256x192_darkpose", description="card name in models/ or a path to a .toml card")
+    weights: Path | None = Field(None, description="explicit checkpoint path (overrides the weights cache)")
+    models_dir: Path | None = Field(None, description="directory of model cards (default: the repo's models/)")
+
+
+class DetectorSettings(BaseModel):
+    """Person detector (Ultralytics YOLO)."""
+
+    weights: str = Field("yolov8n.pt", description="local .pt, an Ultralytics model name, or a .yaml (untrained)")
+    conf: float = Field(0.25, ge=0.0, le=1.0)
+    iou: float = Field(0.7, ge=0.0, le=1.0)
+    max_det: int = Field(100, ge=1, le=1000)
+    imgsz: int = Field(640, ge=32, le=4096)
+
+
+class EngineSettings(BaseModel):
+    """Queue and dynamic batcher."""
+
+    queue_size: int = Field(64, ge=1, description="bounded request queue; full → Overloaded (429)")
+    max_batch_images: int = Field(8, ge=1, description="images per batch (detector batch)")
+    max_batch_crops: int = Field(32, ge=1, description="person crops per pose forward chunk (×2 with flip)")
+    max_delay_ms: float = Field(0.0, ge=0.0, description="wait for more requests after the first (0 = none)")
+    default_deadline_s: float = Field(30.0, gt=0.0, description="per-request deadline unless the client sets one")
+    drain_grace_s: float = Field(10.0, ge=0.0, description="shutdown: time to finish in-flight work")
+    decode_workers: int = Field(2, ge=1, description="threads decoding images off the event loop")
+    warmup: bool = Field(True, description="run one forward per expected batch shape before reporting ready")
+
+
+class Settings(BaseSettings):
+    """All service settings. Env: ``POSESVC_DEVICE=cpu``, ``POSESVC_ENGINE__QUEUE_SIZE=128``, ..."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="POSESVC_", env_nested_delimiter="__", env_file=".env", extra="ignore", env_ignore_empty=True
+    )
+
+    weights_dir: Path = Field(default_factory=default_weights_dir)
+    device: str = Field("auto", description="auto | cpu | cuda | cuda:N | comma-separated list (one worker each)")
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        "auto", description="auto = fp16 on CUDA, fp32 on CPU; bf16 autocast is optional on CPU"
+    )
+    channels_last: bool = False
+    flip_test: bool = True
+    max_offset: float | None = Field(None, gt=0, description="optional DARK safeguard (heatmap px); off = official")
+    honour_exif: bool = Field(True, description="apply EXIF orientation to uploads (off for parity runs)")
+    allow_untrained: bool = Field(False, description="start with random weights (smoke runs); results say so")
+    max_image_bytes: int = Field(20 * 1024 * 1024, ge=1)
+    max_image_pixels: int = Field(50_000_000, ge=1)
+    max_boxes: int = Field(256, ge=1, description="client boxes per image")
+    host: str = "127.0.0.1"
+    http_port: int = Field(8000, ge=0, le=65535)
+    grpc_port: int = Field(50051, ge=0, le=65535)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    model: ModelSettings = Field(default_factory=ModelSettings)
+    detector: DetectorSettings = Field(default_factory=DetectorSettings)
+    engine: EngineSettings = Field(default_factory=EngineSettings)
+
+    @field_validator("device")
+    @classmethod
+    def _check_device(cls, v: str) -> str:
+        for d in (s.strip() for s in v.split(",")):
+            if d not in ("auto", "cpu", "cuda") and not (d.startswith("cuda:") and d[5:].isdigit()):
+                raise ValueError(f"device must be auto, cpu, cuda or cuda:N (comma-separated), got {d!r}")
+        return v
+
+    def devices(self) -> list[str]:
+        """Resolve ``device`` to a list of torch device strings (auto → cuda:0 when available, else cpu)."""
+        out = []
+        for d in (s.strip() for s in self.device.split(",")):
+            if d == "auto":
+                import torch
+
+                d = "cuda:0" if torch.cuda.is_available() else "cpu"
+            elif d == "cuda":
+                d = "cuda:0"
+            out.append(d)
+        return out
+
+    def precision_for(self, device: str) -> Literal["fp32", "bf16", "fp16"]:
+        if self.precision == "auto":
+            return "fp16" if device.startswith("cuda") else "fp32"
+        return self.precision
