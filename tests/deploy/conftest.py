@@ -7,6 +7,7 @@ missing tool fails it, so CI cannot silently stop validating.
 
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
 import sys
@@ -39,9 +40,25 @@ def find_tool(name: str) -> str:
     pytest.skip(message)
 
 
+def require_module(name: str) -> object:
+    """Import a module that a deployment tool provides; skip/fail like :func:`find_tool`."""
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        message = f"Python module `{name}` not installed (install with .ci/install-deploy-tools.sh)"
+        if _in_ci():
+            pytest.fail(message + "; required when CI=true", pytrace=False)
+        pytest.skip(message)
+
+
 @pytest.fixture
 def tool() -> Callable[[str], str]:
     return find_tool
+
+
+@pytest.fixture
+def module() -> Callable[[str], object]:
+    return require_module
 
 
 @pytest.fixture(scope="session")

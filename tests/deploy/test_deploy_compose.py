@@ -22,7 +22,9 @@ def _config(tool: Callable[[str], str], repo_root: Path, *args: str, quiet: bool
 
 
 @pytest.mark.parametrize("profile_args", [(), ("--profile", "gpu")], ids=["default", "gpu-profile"])
-def test_compose_config_is_valid(tool: Callable[[str], str], repo_root: Path, profile_args: tuple[str, ...]) -> None:
+def test_compose_config_is_valid(
+    tool: Callable[[str], str], repo_root: Path, profile_args: tuple[str, ...]
+) -> None:
     _config(tool, repo_root, *profile_args)
 
 
@@ -67,7 +69,10 @@ def test_compose_structure(repo_root: Path) -> None:
             source = volume.split(":")[0]
             if source.startswith("./"):
                 assert (repo_root / source).exists(), f"{name}: {source} missing"
-    assert "./docker/prometheus/prometheus.yml:/etc/prometheus/prometheus.yml:ro" in services["prometheus"]["volumes"]
+    assert (
+        "./docker/prometheus/prometheus.yml:/etc/prometheus/prometheus.yml:ro"
+        in services["prometheus"]["volumes"]
+    )
 
 
 def test_grafana_provisioning(repo_root: Path) -> None:

@@ -42,7 +42,7 @@ def promql_metric_names(expr: str) -> set[str]:
 
 def test_promql_extractor() -> None:
     expr = (
-        'histogram_quantile(0.99, sum by (le, model) (rate(posesvc_batch_queue_wait_seconds_bucket'
+        "histogram_quantile(0.99, sum by (le, model) (rate(posesvc_batch_queue_wait_seconds_bucket"
         '{job=~"$job", le!="posesvc_fake"}[$__rate_interval]))) / clamp_min(sum(up offset 5m), 1e-9)'
     )
     assert promql_metric_names(expr) == {"posesvc_batch_queue_wait_seconds_bucket", "up"}
@@ -118,7 +118,9 @@ REQUIRED_PANELS = [
 ]
 
 
-@pytest.mark.parametrize(("title", "metric", "fragments"), REQUIRED_PANELS, ids=[p[0] for p in REQUIRED_PANELS])
+@pytest.mark.parametrize(
+    ("title", "metric", "fragments"), REQUIRED_PANELS, ids=[p[0] for p in REQUIRED_PANELS]
+)
 def test_required_panel(repo_root: Path, title: str, metric: str, fragments: list[str]) -> None:
     matches = [p for p in _panels(_load(repo_root)) if title.lower() in p["title"].lower()]
     assert matches, f"no panel titled like {title!r}"

@@ -45,7 +45,9 @@ def _label_names(metric: object) -> tuple[str, ...]:
     return tuple(metric._labelnames)  # type: ignore[attr-defined]
 
 
-def test_every_required_metric_is_exported_with_type_and_labels(exported_sample_names: frozenset[str]) -> None:
+def test_every_required_metric_is_exported_with_type_and_labels(
+    exported_sample_names: frozenset[str],
+) -> None:
     m = Metrics()
     families = _families(m)
     by_name = {spec.name: spec for spec in METRIC_SPECS}
