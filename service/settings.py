@@ -18,15 +18,21 @@ def default_weights_dir() -> Path:
 class ModelSettings(BaseModel):
     """Which pose model to serve."""
 
-    card: str = Field("hrnet_w32_256x192_darkpose", description="card name in models/ or a path to a .toml card")
+    card: str = Field(
+        "hrnet_w32_256x192_darkpose", description="card name in models/ or a path to a .toml card"
+    )
     weights: Path | None = Field(None, description="explicit checkpoint path (overrides the weights cache)")
-    models_dir: Path | None = Field(None, description="directory of model cards (default: the repo's models/)")
+    models_dir: Path | None = Field(
+        None, description="directory of model cards (default: the repo's models/)"
+    )
 
 
 class DetectorSettings(BaseModel):
     """Person detector (Ultralytics YOLO)."""
 
-    weights: str = Field("yolov8n.pt", description="local .pt, an Ultralytics model name, or a .yaml (untrained)")
+    weights: str = Field(
+        "yolov8n.pt", description="local .pt, an Ultralytics model name, or a .yaml (untrained)"
+    )
     conf: float = Field(0.25, ge=0.0, le=1.0)
     iou: float = Field(0.7, ge=0.0, le=1.0)
     max_det: int = Field(100, ge=1, le=1000)
@@ -40,7 +46,9 @@ class EngineSettings(BaseModel):
     max_batch_images: int = Field(8, ge=1, description="images per batch (detector batch)")
     max_batch_crops: int = Field(32, ge=1, description="person crops per pose forward chunk (×2 with flip)")
     max_delay_ms: float = Field(0.0, ge=0.0, description="wait for more requests after the first (0 = none)")
-    default_deadline_s: float = Field(30.0, gt=0.0, description="per-request deadline unless the client sets one")
+    default_deadline_s: float = Field(
+        30.0, gt=0.0, description="per-request deadline unless the client sets one"
+    )
     drain_grace_s: float = Field(10.0, ge=0.0, description="shutdown: time to finish in-flight work")
     decode_workers: int = Field(2, ge=1, description="threads decoding images off the event loop")
     warmup: bool = Field(True, description="run one forward per expected batch shape before reporting ready")
@@ -50,17 +58,25 @@ class Settings(BaseSettings):
     """All service settings. Env: ``POSESVC_DEVICE=cpu``, ``POSESVC_ENGINE__QUEUE_SIZE=128``, ..."""
 
     model_config = SettingsConfigDict(
-        env_prefix="POSESVC_", env_nested_delimiter="__", env_file=".env", extra="ignore", env_ignore_empty=True
+        env_prefix="POSESVC_",
+        env_nested_delimiter="__",
+        env_file=".env",
+        extra="ignore",
+        env_ignore_empty=True,
     )
 
     weights_dir: Path = Field(default_factory=default_weights_dir)
-    device: str = Field("auto", description="auto | cpu | cuda | cuda:N | comma-separated list (one worker each)")
+    device: str = Field(
+        "auto", description="auto | cpu | cuda | cuda:N | comma-separated list (one worker each)"
+    )
     precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
         "auto", description="auto = fp16 on CUDA, fp32 on CPU; bf16 autocast is optional on CPU"
     )
     channels_last: bool = False
     flip_test: bool = True
-    max_offset: float | None = Field(None, gt=0, description="optional DARK safeguard (heatmap px); off = official")
+    max_offset: float | None = Field(
+        None, gt=0, description="optional DARK safeguard (heatmap px); off = official"
+    )
     honour_exif: bool = Field(True, description="apply EXIF orientation to uploads (off for parity runs)")
     allow_untrained: bool = Field(False, description="start with random weights (smoke runs); results say so")
     max_image_bytes: int = Field(20 * 1024 * 1024, ge=1)

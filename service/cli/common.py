@@ -43,7 +43,9 @@ def load_model_card(s: Settings) -> ModelCard:
     return load_card(s.model.card, s.model.models_dir)
 
 
-def build_estimator(s: Settings, card: ModelCard, *, allow_untrained: bool, warn: bool = True) -> PoseEstimator:
+def build_estimator(
+    s: Settings, card: ModelCard, *, allow_untrained: bool, warn: bool = True
+) -> PoseEstimator:
     device = s.devices()[0]
     path = resolve_weights(card, s.weights_dir, s.model.weights)
     if path is None and not allow_untrained:
@@ -53,7 +55,8 @@ def build_estimator(s: Settings, card: ModelCard, *, allow_untrained: bool, warn
     if path is None and warn:
         print(
             f"WARNING: no weights for {card.name!r}: running with UNTRAINED (random) weights; "
-            "the keypoints are meaningless. " + missing_weights_message(card, s.weights_dir).split("\n", 1)[1],
+            "the keypoints are meaningless. "
+            + missing_weights_message(card, s.weights_dir).split("\n", 1)[1],
             file=sys.stderr,
         )
     cfg = EstimatorConfig(
@@ -80,5 +83,8 @@ def build_detector(s: Settings, *, fallback_untrained: bool) -> YoloPersonDetect
         if not fallback_untrained:
             raise
         yaml = Path(cfg.weights).stem + ".yaml"
-        print(f"WARNING: {exc}\nWARNING: falling back to an UNTRAINED detector built from {yaml}", file=sys.stderr)
+        print(
+            f"WARNING: {exc}\nWARNING: falling back to an UNTRAINED detector built from {yaml}",
+            file=sys.stderr,
+        )
         return YoloPersonDetector(DetectorConfig(**{**cfg.__dict__, "weights": yaml}))

@@ -15,7 +15,9 @@ COMMANDS = [predict, weights]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="posesvc", description="Top-down human pose estimation (HRNet + DARK).")
+    parser = argparse.ArgumentParser(
+        prog="posesvc", description="Top-down human pose estimation (HRNet + DARK)."
+    )
     parser.add_argument("--version", action="version", version=f"posesvc {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     for mod in COMMANDS:

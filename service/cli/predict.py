@@ -21,11 +21,15 @@ from .common import add_model_args, build_detector, build_estimator, load_model_
 def register(sub: Any) -> None:
     p = sub.add_parser("predict", help="estimate poses on one image and print JSON")
     p.add_argument("image", type=Path)
-    p.add_argument("--boxes", help='person boxes as JSON [[x, y, w, h(, score)], ...] or @file.json (skips the detector)')
+    p.add_argument(
+        "--boxes", help="person boxes as JSON [[x, y, w, h(, score)], ...] or @file.json (skips the detector)"
+    )
     add_model_args(p)
     p.add_argument("--render", type=Path, help="write the image with skeletons drawn to this PNG/JPEG")
     p.add_argument("--no-flip", action="store_true", help="disable the flip test")
-    p.add_argument("--no-exif", action="store_true", help="ignore EXIF orientation (as the official pipeline)")
+    p.add_argument(
+        "--no-exif", action="store_true", help="ignore EXIF orientation (as the official pipeline)"
+    )
     p.add_argument("--format", choices=["posesvc", "coco"], default="posesvc")
     p.add_argument("--image-id", type=int, default=0, help="image_id for --format coco")
     p.add_argument("--min-score", type=float, default=0.0)
@@ -42,7 +46,13 @@ def parse_boxes(text: str | None) -> np.ndarray | None:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise InvalidBoxes(f"--boxes is not valid JSON: {exc}") from None
-    return np.asarray(data, dtype=np.float64).reshape(-1, np.asarray(data).shape[-1] if len(data) else 4)
+    if not isinstance(data, list) or not all(isinstance(b, list) and len(b) in (4, 5) for b in data):
+        raise InvalidBoxes("--boxes must be a JSON list of [x, y, w, h] or [x, y, w, h, score] lists")
+    try:
+        rows = [[float(v) for v in b] + ([1.0] if len(b) == 4 else []) for b in data]
+    except (TypeError, ValueError):
+        raise InvalidBoxes("--boxes values must be numbers") from None
+    return np.asarray(rows, dtype=np.float64).reshape(-1, 5)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -56,8 +66,11 @@ def run(args: argparse.Namespace) -> int:
     opts = PoseOptions(flip=not args.no_flip, min_score=args.min_score, max_persons=args.max_persons)
     result = pipeline.run([image], [boxes], opts)[0]
     if detector is not None and not detector.trained:
-        print("WARNING: the person detector is untrained; few or no persons will be found. "
-              "Pass --boxes, or provide detector weights (POSESVC_DETECTOR__WEIGHTS=path/to/yolov8n.pt).", file=sys.stderr)
+        print(
+            "WARNING: the person detector is untrained; few or no persons will be found. "
+            "Pass --boxes, or provide detector weights (POSESVC_DETECTOR__WEIGHTS=path/to/yolov8n.pt).",
+            file=sys.stderr,
+        )
     out: Any = result.to_coco(args.image_id) if args.format == "coco" else result.to_dict(card.joint_names)
     if args.format != "coco":
         out["detector"] = None if detector is None else {"name": detector.name, "trained": detector.trained}

@@ -21,7 +21,9 @@ def register(sub: Any) -> None:
     f.add_argument("--card", required=True)
     f.add_argument("--no-progress", action="store_true")
     f.set_defaults(func=cmd_fetch)
-    i = wsub.add_parser("import", help="copy/link a local checkpoint into the cache after a strict load check")
+    i = wsub.add_parser(
+        "import", help="copy/link a local checkpoint into the cache after a strict load check"
+    )
     i.add_argument("path", type=Path)
     i.add_argument("--card", required=True)
     i.add_argument("--link", action="store_true", help="symlink instead of copying")
@@ -70,5 +72,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     rep = W.verify(card, path)
     if not rep.ok:
         raise WeightsError(f"{path}: {rep.problem}")
-    print(f"ok {path} sha256={rep.sha256}" + (" (matches card)" if rep.hash_checked else " (card has no hash)"))
+    print(
+        f"ok {path} sha256={rep.sha256}" + (" (matches card)" if rep.hash_checked else " (card has no hash)")
+    )
     return 0

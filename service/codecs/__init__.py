@@ -46,7 +46,9 @@ class HeatmapCodec:
             return argmax_decode(heatmaps)
         raise ValueError(f"unknown codec {self.name!r}; expected dark, standard or argmax")
 
-    def encode(self, keypoints: Tensor, visible: Tensor, heatmap_size: tuple[int, int]) -> tuple[Tensor, Tensor]:
+    def encode(
+        self, keypoints: Tensor, visible: Tensor, heatmap_size: tuple[int, int]
+    ) -> tuple[Tensor, Tensor]:
         """Heatmap-space keypoints ``(N, K, 2)`` → targets ``(N, K, H, W)`` and weights ``(N, K)``."""
         if self.name == "dark":
             return unbiased_gaussian_targets(keypoints, visible, heatmap_size, self.sigma)

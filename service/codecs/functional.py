@@ -16,7 +16,6 @@ import functools
 from typing import NamedTuple
 
 import cv2
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -262,7 +261,7 @@ def unbiased_gaussian_targets(
     mu32 = mu.to(torch.float32)
     dx2 = (xs.view(1, 1, 1, w) - mu32[..., 0, None, None]) ** 2
     dy2 = (ys.view(1, 1, h, 1) - mu32[..., 1, None, None]) ** 2
-    target = torch.exp(-(dx2 + dy2) / np.float32(2 * sigma**2))
+    target = torch.exp(-(dx2 + dy2) / float(2 * sigma**2))
     target = torch.where((weight > 0.5)[..., None, None], target, torch.zeros_like(target))
     return target, weight
 

@@ -98,7 +98,9 @@ def load_into(model: nn.Module, sd: Mapping[str, Tensor], fmt: str = "auto") -> 
     try:
         filt = FILTERS[fmt]
     except KeyError:
-        raise CheckpointError(f"unknown checkpoint format {fmt!r}; known: {', '.join(sorted(FILTERS))}") from None
+        raise CheckpointError(
+            f"unknown checkpoint format {fmt!r}; known: {', '.join(sorted(FILTERS))}"
+        ) from None
     mapped = filt(dict(sd))
     target = model.state_dict()
     missing = [k for k in target if k not in mapped and not k.endswith("num_batches_tracked")]

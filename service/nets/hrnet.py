@@ -12,6 +12,7 @@ W_in/4)`` raw heatmaps (no activation).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 from torch import Tensor, nn
 
@@ -40,7 +41,8 @@ class BasicBlock(nn.Module):
         residual = x if self.downsample is None else self.downsample(x)
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
-        return self.relu(out + residual)
+        result: Tensor = self.relu(out + residual)
+        return result
 
 
 class Bottleneck(nn.Module):
@@ -62,7 +64,8 @@ class Bottleneck(nn.Module):
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.relu(self.bn2(self.conv2(out)))
         out = self.bn3(self.conv3(out))
-        return self.relu(out + residual)
+        result: Tensor = self.relu(out + residual)
+        return result
 
 
 class HighResolutionModule(nn.Module):
@@ -120,7 +123,9 @@ class HighResolutionModule(nn.Module):
                     for k in range(i - j):
                         if k == i - j - 1:
                             convs.append(
-                                nn.Sequential(nn.Conv2d(cin[j], cin[i], 3, 2, 1, bias=False), nn.BatchNorm2d(cin[i]))
+                                nn.Sequential(
+                                    nn.Conv2d(cin[j], cin[i], 3, 2, 1, bias=False), nn.BatchNorm2d(cin[i])
+                                )
                             )
                         else:
                             convs.append(
@@ -131,7 +136,7 @@ class HighResolutionModule(nn.Module):
                                 )
                             )
                     row.append(nn.Sequential(*convs))
-            fuse_layers.append(nn.ModuleList(row))
+            fuse_layers.append(nn.ModuleList(row))  # type: ignore[arg-type]  # None = identity, as official
         return nn.ModuleList(fuse_layers)
 
     def forward(self, x: list[Tensor]) -> list[Tensor]:
@@ -140,7 +145,8 @@ class HighResolutionModule(nn.Module):
         x = [branch(xi) for branch, xi in zip(self.branches, x, strict=True)]
         assert self.fuse_layers is not None
         out = []
-        for i, row in enumerate(self.fuse_layers):
+        for i, fuse in enumerate(self.fuse_layers):
+            row = cast(nn.ModuleList, fuse)
             y = x[0] if i == 0 else row[0](x[0])
             for j in range(1, self.num_branches):
                 y = y + x[j] if i == j else y + row[j](x[j])
@@ -158,6 +164,13 @@ class PoseHighResolutionNet(nn.Module):
         num_joints: output channels K.
         final_conv_kernel: 1 (official COCO configs) or 3.
     """
+
+    transition1: nn.ModuleList
+    transition2: nn.ModuleList
+    transition3: nn.ModuleList
+    stage2: nn.Sequential
+    stage3: nn.Sequential
+    stage4: nn.Sequential
 
     def __init__(
         self,
@@ -182,13 +195,21 @@ class PoseHighResolutionNet(nn.Module):
 
         pre = [256]
         names = ("2", "3", "4")
-        for s, (channels, modules, blocks) in enumerate(zip(stage_channels, stage_modules, stage_blocks, strict=True)):
+        for s, (channels, modules, blocks) in enumerate(
+            zip(stage_channels, stage_modules, stage_blocks, strict=True)
+        ):
             channels = list(channels)
             setattr(self, f"transition{s + 1}", self._make_transition(pre, channels))
-            stage, pre = self._make_stage(modules, [blocks] * len(channels), channels, multi_scale_output=s < 2)
+            stage, pre = self._make_stage(
+                modules, [blocks] * len(channels), channels, multi_scale_output=s < 2
+            )
             setattr(self, f"stage{names[s]}", stage)
         self.final_layer = nn.Conv2d(
-            pre[0], num_joints, kernel_size=final_conv_kernel, stride=1, padding=1 if final_conv_kernel == 3 else 0
+            pre[0],
+            num_joints,
+            kernel_size=final_conv_kernel,
+            stride=1,
+            padding=1 if final_conv_kernel == 3 else 0,
         )
         self.num_joints = num_joints
 
@@ -209,7 +230,11 @@ class PoseHighResolutionNet(nn.Module):
             if i < len(pre):
                 if c != pre[i]:
                     layers.append(
-                        nn.Sequential(nn.Conv2d(pre[i], c, 3, 1, 1, bias=False), nn.BatchNorm2d(c), nn.ReLU(inplace=True))
+                        nn.Sequential(
+                            nn.Conv2d(pre[i], c, 3, 1, 1, bias=False),
+                            nn.BatchNorm2d(c),
+                            nn.ReLU(inplace=True),
+                        )
                     )
                 else:
                     layers.append(None)
@@ -219,10 +244,14 @@ class PoseHighResolutionNet(nn.Module):
                     cin = pre[-1]
                     cout = c if j == i - len(pre) else cin
                     convs.append(
-                        nn.Sequential(nn.Conv2d(cin, cout, 3, 2, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+                        nn.Sequential(
+                            nn.Conv2d(cin, cout, 3, 2, 1, bias=False),
+                            nn.BatchNorm2d(cout),
+                            nn.ReLU(inplace=True),
+                        )
                     )
                 layers.append(nn.Sequential(*convs))
-        return nn.ModuleList(layers)
+        return nn.ModuleList(layers)  # type: ignore[arg-type]  # None = unchanged branch, as official
 
     @staticmethod
     def _make_stage(

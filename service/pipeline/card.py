@@ -18,9 +18,37 @@ COCO_JOINTS: tuple[str, ...] = (
     "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip",
     "left_knee", "right_knee", "left_ankle", "right_ankle",
 )  # fmt: skip
-COCO_FLIP_PAIRS: tuple[tuple[int, int], ...] = ((1, 2), (3, 4), (5, 6), (7, 8), (9, 10), (11, 12), (13, 14), (15, 16))
+COCO_FLIP_PAIRS: tuple[tuple[int, int], ...] = (
+    (1, 2),
+    (3, 4),
+    (5, 6),
+    (7, 8),
+    (9, 10),
+    (11, 12),
+    (13, 14),
+    (15, 16),
+)
 COCO_SIGMAS: tuple[float, ...] = tuple(
-    s / 10.0 for s in (0.26, 0.25, 0.25, 0.35, 0.35, 0.79, 0.79, 0.72, 0.72, 0.62, 0.62, 1.07, 1.07, 0.87, 0.87, 0.89, 0.89)
+    s / 10.0
+    for s in (
+        0.26,
+        0.25,
+        0.25,
+        0.35,
+        0.35,
+        0.79,
+        0.79,
+        0.72,
+        0.72,
+        0.62,
+        0.62,
+        1.07,
+        1.07,
+        0.87,
+        0.87,
+        0.89,
+        0.89,
+    )
 )
 COCO_SKELETON: tuple[tuple[int, int], ...] = (
     (15, 13), (13, 11), (16, 14), (14, 12), (11, 12), (5, 11), (6, 12), (5, 6), (5, 7), (6, 8), (7, 9),
@@ -129,7 +157,9 @@ def parse_card(data: dict[str, Any], source: str = "<dict>") -> ModelCard:
         metrics = dict(data.get("metrics", {}))
         convention = geo.get("convention", "darkpose")
         if convention not in CONVENTIONS:
-            raise CardError(f"model card {source}: geometry.convention must be one of {CONVENTIONS}, got {convention!r}")
+            raise CardError(
+                f"model card {source}: geometry.convention must be one of {CONVENTIONS}, got {convention!r}"
+            )
         codec_name = codec.get("name", "dark")
         if codec_name not in CODECS:
             raise CardError(f"model card {source}: codec.name must be one of {CODECS}, got {codec_name!r}")

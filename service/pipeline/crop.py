@@ -11,7 +11,9 @@ from numpy.typing import NDArray
 from torch import Tensor
 
 
-def warp_crops(image_rgb: NDArray[np.uint8], matrices: NDArray[np.float64], input_size: tuple[int, int]) -> NDArray[np.uint8]:
+def warp_crops(
+    image_rgb: NDArray[np.uint8], matrices: NDArray[np.float64], input_size: tuple[int, int]
+) -> NDArray[np.uint8]:
     """Crop every person of one image.
 
     Args:

@@ -57,11 +57,16 @@ class YoloPersonDetector:
     def __init__(self, config: DetectorConfig | None = None) -> None:
         self.config = cfg = config or DetectorConfig()
         try:
-            from ultralytics import YOLO
+            from ultralytics import YOLO  # type: ignore[attr-defined]
         except ImportError as exc:  # pragma: no cover - ultralytics is a dependency
             raise WeightsError("the ultralytics package is required for the person detector") from exc
         self.trained = not cfg.weights.endswith((".yaml", ".yml"))
-        if self.trained and Path(cfg.weights).suffix == ".pt" and not Path(cfg.weights).exists() and "/" in cfg.weights:
+        if (
+            self.trained
+            and Path(cfg.weights).suffix == ".pt"
+            and not Path(cfg.weights).exists()
+            and "/" in cfg.weights
+        ):
             raise WeightsError(f"detector weights not found: {cfg.weights}")
         try:
             self.model: Any = YOLO(cfg.weights)
@@ -72,7 +77,11 @@ class YoloPersonDetector:
             ) from exc
         self.name = Path(cfg.weights).stem
         if not self.trained:
-            log.warning("person detector %s is UNTRAINED (built from %s): it will find few or no persons", self.name, cfg.weights)
+            log.warning(
+                "person detector %s is UNTRAINED (built from %s): it will find few or no persons",
+                self.name,
+                cfg.weights,
+            )
 
     def detect(self, images: Sequence[NDArray[np.uint8]]) -> list[NDArray[np.float64]]:
         if not images:

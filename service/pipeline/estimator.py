@@ -68,7 +68,9 @@ class _Prepared:
     crops: NDArray[np.uint8]  # (M, H_in, W_in, 3)
 
 
-def validate_boxes(boxes: NDArray[np.floating] | Sequence[Sequence[float]], image_size: tuple[int, int]) -> NDArray[np.float64]:
+def validate_boxes(
+    boxes: NDArray[np.floating] | Sequence[Sequence[float]], image_size: tuple[int, int]
+) -> NDArray[np.float64]:
     """Check client boxes and return them as ``(M, 5)`` float64 ``(x, y, w, h, score)`` (score 1 if absent).
 
     Boxes partly outside the image are valid (as in the official pipeline); boxes entirely outside, with
@@ -78,7 +80,9 @@ def validate_boxes(boxes: NDArray[np.floating] | Sequence[Sequence[float]], imag
     if arr.size == 0:
         return np.zeros((0, 5), dtype=np.float64)
     if arr.ndim != 2 or arr.shape[1] not in (4, 5):
-        raise InvalidBoxes(f"boxes must be a list of [x, y, w, h] or [x, y, w, h, score], got shape {list(arr.shape)}")
+        raise InvalidBoxes(
+            f"boxes must be a list of [x, y, w, h] or [x, y, w, h, score], got shape {list(arr.shape)}"
+        )
     if not np.isfinite(arr).all():
         bad = int(np.where(~np.isfinite(arr).all(axis=1))[0][0])
         raise InvalidBoxes(f"box {bad} has a NaN or infinite value: {arr[bad].tolist()}")
@@ -86,9 +90,13 @@ def validate_boxes(boxes: NDArray[np.floating] | Sequence[Sequence[float]], imag
         arr = np.concatenate([arr, np.ones((len(arr), 1))], axis=1)
     nonpos = np.where((arr[:, 2] <= 0) | (arr[:, 3] <= 0))[0]
     if nonpos.size:
-        raise InvalidBoxes(f"box {int(nonpos[0])} has a non-positive width or height: {arr[nonpos[0], :4].tolist()}")
+        raise InvalidBoxes(
+            f"box {int(nonpos[0])} has a non-positive width or height: {arr[nonpos[0], :4].tolist()}"
+        )
     w, h = image_size
-    outside = np.where((arr[:, 0] >= w) | (arr[:, 1] >= h) | (arr[:, 0] + arr[:, 2] <= 0) | (arr[:, 1] + arr[:, 3] <= 0))[0]
+    outside = np.where(
+        (arr[:, 0] >= w) | (arr[:, 1] >= h) | (arr[:, 0] + arr[:, 2] <= 0) | (arr[:, 1] + arr[:, 3] <= 0)
+    )[0]
     if outside.size:
         raise InvalidBoxes(
             f"box {int(outside[0])} {arr[outside[0], :4].tolist()} lies entirely outside the {w}x{h} image"
@@ -141,7 +149,9 @@ class PoseEstimator:
         else:
             from ..errors import WeightsError
 
-            raise WeightsError(f"no weights given for model card {card.name!r} (pass allow_untrained for a smoke run)")
+            raise WeightsError(
+                f"no weights given for model card {card.name!r} (pass allow_untrained for a smoke run)"
+            )
         return cls(card, net, trained=trained, device=device, config=config)
 
     # ------------------------------------------------------------------ compute
@@ -215,7 +225,7 @@ class PoseEstimator:
         """
         n_img = len(images)
         opts = _per_image(options, n_img)
-        srcs = list(sources) if sources is not None else ["client"] * n_img
+        srcs: list[BoxesSource] = list(sources) if sources is not None else ["client"] * n_img
         stage: dict[str, float] = {}
         t0 = time.perf_counter()
         checked = [validate_boxes(b, (im.shape[1], im.shape[0])) for im, b in zip(images, boxes, strict=True)]
@@ -235,7 +245,9 @@ class PoseEstimator:
                 for start in range(0, len(idx), self.config.max_batch_crops):
                     sel = idx[start : start + self.config.max_batch_crops]
                     tc = time.perf_counter()
-                    x = normalise(torch.from_numpy(crops_np[sel]).to(self.device), self.card.mean, self.card.std)
+                    x = normalise(
+                        torch.from_numpy(crops_np[sel]).to(self.device), self.card.mean, self.card.std
+                    )
                     stage["crop"] += time.perf_counter() - tc
                     hm = self.heatmaps(x, bool(flip_value), stage)
                     td = time.perf_counter()
@@ -301,4 +313,3 @@ def _per_image(options: Sequence[PoseOptions] | PoseOptions | None, n: int) -> l
     if len(opts) != n:
         raise ValueError(f"got {len(opts)} option sets for {n} images")
     return opts
-

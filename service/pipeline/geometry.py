@@ -70,14 +70,23 @@ def box_to_center_scale(
 
 
 def _affine_points(
-    center: F32, scale: F32, rot: float, output_size: tuple[int, int], shift: tuple[float, float], convention: Convention
+    center: F32,
+    scale: F32,
+    rot: float,
+    output_size: tuple[int, int],
+    shift: tuple[float, float],
+    convention: Convention,
 ) -> tuple[F32, F32]:
     """The official three float32 point pairs (src in image px, dst in output px)."""
     scale_tmp = np.asarray(scale, dtype=np.float32) * np.float32(PIXEL_STD)
     src_w = float(scale_tmp[0])
     dst_w, dst_h = float(output_size[0]), float(output_size[1])
     if convention == "darkpose":
-        src_half, dst_half_w, dst_c = (src_w - 1) * 0.5, (dst_w - 1) * 0.5, ((dst_w - 1) * 0.5, (dst_h - 1) * 0.5)
+        src_half, dst_half_w, dst_c = (
+            (src_w - 1) * 0.5,
+            (dst_w - 1) * 0.5,
+            ((dst_w - 1) * 0.5, (dst_h - 1) * 0.5),
+        )
     else:
         src_half, dst_half_w, dst_c = src_w * 0.5, dst_w * 0.5, (dst_w * 0.5, dst_h * 0.5)
     rot_rad = np.pi * rot / 180
@@ -120,7 +129,11 @@ def get_affine_transform(
 
 
 def affine_matrices(
-    center: F32, scale: F32, output_size: tuple[int, int], inv: bool = False, convention: Convention = "darkpose"
+    center: F32,
+    scale: F32,
+    output_size: tuple[int, int],
+    inv: bool = False,
+    convention: Convention = "darkpose",
 ) -> F64:
     """``(N, 2, 3)`` matrices for ``N`` persons (rotation 0, no shift), built like the official ones."""
     n = len(center)
@@ -133,4 +146,6 @@ def affine_matrices(
 def apply_affine(points: NDArray[np.floating], matrices: F64) -> F64:
     """Map ``(N, K, 2)`` points with ``(N, 2, 3)`` matrices (float64): ``p' = M[:, :2] p + M[:, 2]``."""
     p = np.asarray(points, dtype=np.float64)
-    return np.einsum("nij,nkj->nki", matrices[:, :, :2], p) + matrices[:, None, :, 2]
+    return np.asarray(
+        np.einsum("nij,nkj->nki", matrices[:, :, :2], p) + matrices[:, None, :, 2], dtype=np.float64
+    )

@@ -72,7 +72,7 @@ def decode_image(data: bytes, *, honour_exif: bool = True, max_pixels: int = 50_
     bgr = cv2.imdecode(buf, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
     if bgr is None or bgr.ndim != 3 or bgr.shape[0] != height or bgr.shape[1] != width:
         raise UndecodableImage("the image data is corrupt or truncated and could not be decoded")
-    rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    rgb: NDArray[np.uint8] = np.asarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), dtype=np.uint8)
     if honour_exif and orientation != 1:
         rgb = apply_exif_orientation(rgb, orientation)
     return np.ascontiguousarray(rgb)
@@ -93,7 +93,9 @@ def apply_exif_orientation(img: NDArray[np.uint8], orientation: int) -> NDArray[
     return np.ascontiguousarray(op(img)) if op else img
 
 
-def read_image_file(path: str, *, honour_exif: bool = True, max_pixels: int = 50_000_000) -> NDArray[np.uint8]:
+def read_image_file(
+    path: str, *, honour_exif: bool = True, max_pixels: int = 50_000_000
+) -> NDArray[np.uint8]:
     """Read and decode an image file (see :func:`decode_image`)."""
     with open(path, "rb") as f:
         return decode_image(f.read(), honour_exif=honour_exif, max_pixels=max_pixels)

@@ -9,7 +9,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 
-def rescore(box_scores: NDArray[np.floating], maxvals: NDArray[np.floating], threshold: float = 0.2) -> NDArray[np.float64]:
+def rescore(
+    box_scores: NDArray[np.floating], maxvals: NDArray[np.floating], threshold: float = 0.2
+) -> NDArray[np.float64]:
     """``box_score × mean(maxvals[maxvals > threshold])`` per person (0 when no joint passes).
 
     Args:
@@ -24,11 +26,15 @@ def rescore(box_scores: NDArray[np.floating], maxvals: NDArray[np.floating], thr
     count = passed.sum(axis=1)
     total = np.where(passed, mv, 0.0).sum(axis=1)
     kpt = np.divide(total, count, out=np.zeros_like(total), where=count > 0)
-    return kpt * np.asarray(box_scores, dtype=np.float64)
+    return np.asarray(kpt * np.asarray(box_scores, dtype=np.float64), dtype=np.float64)
 
 
 def oks_iou(
-    g: NDArray[np.float32], d: NDArray[np.float32], area_g: float, area_d: NDArray[np.floating], sigmas: Sequence[float]
+    g: NDArray[np.float32],
+    d: NDArray[np.float32],
+    area_g: float,
+    area_d: NDArray[np.floating],
+    sigmas: Sequence[float],
 ) -> NDArray[np.float64]:
     """OKS between one person ``g`` ``(K, 3)`` and others ``d`` ``(M, K, 3)`` (all joints count)."""
     var = (np.asarray(sigmas, dtype=np.float64) * 2) ** 2

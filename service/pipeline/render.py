@@ -36,13 +36,23 @@ def render_poses(
         x, y, bw, bh = p.bbox
         cv2.rectangle(out, (int(x), int(y)), (int(x + bw), int(y + bh)), (0, 160, 255), thick)
         label = f"{p.score:.2f}" + (f" #{p.track_id}" if p.track_id is not None else "")
-        cv2.putText(out, label, (int(x), max(0, int(y) - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.4 * thick, (0, 160, 255), thick)
+        cv2.putText(
+            out,
+            label,
+            (int(x), max(0, int(y) - 4)),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.4 * thick,
+            (0, 160, 255),
+            thick,
+        )
         k = p.keypoints
         ok = np.isfinite(k[:, :2]).all(axis=1) & (k[:, 2] > kpt_threshold)
         ok &= (np.abs(k[:, 0]) < 1e6) & (np.abs(k[:, 1]) < 1e6)
         for a, b in skeleton:
             if a < len(k) and b < len(k) and ok[a] and ok[b]:
-                cv2.line(out, (int(k[a, 0]), int(k[a, 1])), (int(k[b, 0]), int(k[b, 1])), (255, 255, 255), thick)
+                cv2.line(
+                    out, (int(k[a, 0]), int(k[a, 1])), (int(k[b, 0]), int(k[b, 1])), (255, 255, 255), thick
+                )
         for j in np.nonzero(ok)[0]:
             cv2.circle(out, (int(k[j, 0]), int(k[j, 1])), thick + 2, _score_colour(float(k[j, 2])), -1)
     return out
@@ -56,7 +66,9 @@ def encode_png(image_rgb: NDArray[np.uint8]) -> bytes:
 
 
 def encode_jpeg(image_rgb: NDArray[np.uint8], quality: int = 90) -> bytes:
-    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    ok, buf = cv2.imencode(
+        ".jpg", cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality]
+    )
     if not ok:
         raise RuntimeError("JPEG encoding failed")
     return bytes(buf.tobytes())

@@ -85,7 +85,9 @@ def fetch(card: ModelCard, weights_dir: Path, *, progress: bool = True, timeout:
             f"model card {card.name!r} has no download URL. {card.checkpoint.how_to_get or 'Import the file manually.'}"
         )
     if not card.checkpoint.sha256:
-        raise WeightsError(f"model card {card.name!r} has a URL but no sha256; refusing to fetch unverified weights")
+        raise WeightsError(
+            f"model card {card.name!r} has a URL but no sha256; refusing to fetch unverified weights"
+        )
     dest = cached_path(card, weights_dir)
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_suffix(dest.suffix + ".part")
@@ -94,14 +96,21 @@ def fetch(card: ModelCard, weights_dir: Path, *, progress: bool = True, timeout:
     if start:
         req.add_header("Range", f"bytes={start}-")
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 (URL comes from a model card)
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
             if start and resp.status != 206:
                 start = 0  # server ignored Range: restart
             total = resp.length + start if resp.length is not None else None
             mode = "ab" if start else "wb"
             with (
                 open(part, mode) as f,
-                tqdm(total=total, initial=start, unit="B", unit_scale=True, desc=dest.name, disable=not progress) as bar,
+                tqdm(
+                    total=total,
+                    initial=start,
+                    unit="B",
+                    unit_scale=True,
+                    desc=dest.name,
+                    disable=not progress,
+                ) as bar,
             ):
                 while block := resp.read(1 << 20):
                     f.write(block)
@@ -110,7 +119,9 @@ def fetch(card: ModelCard, weights_dir: Path, *, progress: bool = True, timeout:
         raise WeightsError(f"download of {url} failed: HTTP {exc.code} {exc.reason}") from None
     except (urllib.error.URLError, OSError, TimeoutError) as exc:
         reason = getattr(exc, "reason", exc)
-        raise WeightsError(f"cannot download {url}: {reason} (no internet? use 'posesvc weights import PATH')") from None
+        raise WeightsError(
+            f"cannot download {url}: {reason} (no internet? use 'posesvc weights import PATH')"
+        ) from None
     digest = sha256_file(part)
     if not hash_matches(digest, card.checkpoint.sha256):
         part.unlink(missing_ok=True)
@@ -128,7 +139,9 @@ def import_weights(card: ModelCard, source: Path, weights_dir: Path, *, link: bo
         raise WeightsError(f"no such file: {source}")
     check_loads(card, source)
     if card.checkpoint.sha256 and not hash_matches(sha256_file(source), card.checkpoint.sha256):
-        raise WeightsError(f"{source} loads, but its sha256 does not match the card's {card.checkpoint.sha256}")
+        raise WeightsError(
+            f"{source} loads, but its sha256 does not match the card's {card.checkpoint.sha256}"
+        )
     dest = cached_path(card, weights_dir)
     if source.suffix == ".safetensors" and dest.suffix != ".safetensors":
         dest = dest.with_suffix(".safetensors")
@@ -161,7 +174,9 @@ def verify(card: ModelCard, path: Path) -> VerifyReport:
         return VerifyReport(Path(path), "", False, False, "file not found")
     digest = sha256_file(path)
     if card.checkpoint.sha256 and not hash_matches(digest, card.checkpoint.sha256):
-        return VerifyReport(path, digest, True, False, f"sha256 {digest} does not match the card's {card.checkpoint.sha256}")
+        return VerifyReport(
+            path, digest, True, False, f"sha256 {digest} does not match the card's {card.checkpoint.sha256}"
+        )
     try:
         check_loads(card, path)
     except CheckpointError as exc:

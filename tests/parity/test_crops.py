@@ -12,7 +12,9 @@ from service.pipeline.geometry import box_to_center_scale, get_affine_transform
 
 
 def test_opencv_is_below_5():
-    assert int(cv2.__version__.split(".")[0]) < 5, "OpenCV >= 5 changed uint8 warpAffine; parity needs opencv<5"
+    assert int(cv2.__version__.split(".")[0]) < 5, (
+        "OpenCV >= 5 changed uint8 warpAffine; parity needs opencv<5"
+    )
 
 
 @pytest.mark.parametrize("size", ["256x192", "384x288"])
@@ -27,7 +29,10 @@ def test_crops_bit_exact(crop_cases, size, convention):
         np.testing.assert_allclose(center, crop_cases[f"center_{size}"], atol=1e-4)
         np.testing.assert_allclose(scale, crop_cases[f"scale_{size}"], rtol=1e-6)
     mats = np.stack(
-        [get_affine_transform(center[i], scale[i], float(rots[i]), (w, h), convention=convention) for i in range(len(boxes))]
+        [
+            get_affine_transform(center[i], scale[i], float(rots[i]), (w, h), convention=convention)
+            for i in range(len(boxes))
+        ]
     )
     np.testing.assert_allclose(mats, crop_cases[f"trans_{prefix}{size}"], rtol=1e-5, atol=1e-3)
     crops = warp_crops(image_rgb, mats, (w, h))
@@ -36,5 +41,7 @@ def test_crops_bit_exact(crop_cases, size, convention):
 
 @pytest.mark.parametrize("size", ["256x192"])
 def test_normalised_input(crop_cases, size):
-    x = normalise(torch.from_numpy(crop_cases[f"crops_rgb_{size}"][:2]), (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+    x = normalise(
+        torch.from_numpy(crop_cases[f"crops_rgb_{size}"][:2]), (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+    )
     np.testing.assert_allclose(x.numpy(), crop_cases[f"input_tensor_{size}_first2"], atol=1e-6, rtol=0)

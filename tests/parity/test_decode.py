@@ -54,7 +54,9 @@ def test_dark_preds_match_official(case):
 def test_hrnet_quarter_offset_matches_official(case):
     coords, maxvals = quarter_offset_decode(torch.from_numpy(case["heatmaps"]))
     np.testing.assert_array_equal(coords.numpy(), case["hrnet_coords_hm"])
-    np.testing.assert_allclose(_to_image(coords.numpy(), case, "hrnet"), case["hrnet_preds"], atol=1e-4, rtol=0)
+    np.testing.assert_allclose(
+        _to_image(coords.numpy(), case, "hrnet"), case["hrnet_preds"], atol=1e-4, rtol=0
+    )
     np.testing.assert_array_equal(maxvals.numpy(), case["hrnet_maxvals"][..., 0])
 
 

@@ -61,7 +61,11 @@ def real(fixtures_dir):
 def test_real_images_decode_identically(real, fixtures_dir):
     root = fixtures_dir.parent.parent / "data" / "coco_samples"
     for name, file_sha, pix_sha, hw in zip(
-        real["images"], real["images_sha256"], real["images_decoded_bgr_sha256"], real["images_hw"], strict=True
+        real["images"],
+        real["images_sha256"],
+        real["images_decoded_bgr_sha256"],
+        real["images_hw"],
+        strict=True,
     ):
         data = (root / str(name)).read_bytes()
         assert hashlib.sha256(data).hexdigest() == file_sha

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from service.codecs.functional import dark_decode, dark_blur, get_heatmap_maximum, dark_taylor
+from service.codecs.functional import dark_blur, dark_decode, dark_taylor, get_heatmap_maximum
 from service.pipeline.card import COCO_FLIP_PAIRS
 from service.pipeline.flip import flip_back, merge_flip
 from service.pipeline.geometry import affine_matrices, apply_affine
@@ -32,7 +32,9 @@ def test_flip_back_and_average_bit_exact(flip):
     perm = _perm(flip["flip_pairs"].tolist())
     fb = flip_back(torch.from_numpy(flip["heatmaps_flipped_input"]), perm).numpy()
     np.testing.assert_array_equal(fb, flip["flipped_back"])
-    avg = merge_flip(torch.from_numpy(flip["heatmaps"]), torch.from_numpy(flip["heatmaps_flipped_input"]), perm).numpy()
+    avg = merge_flip(
+        torch.from_numpy(flip["heatmaps"]), torch.from_numpy(flip["heatmaps_flipped_input"]), perm
+    ).numpy()
     np.testing.assert_array_equal(avg, flip["averaged"])
 
 

@@ -32,7 +32,9 @@ def test_sigmas_are_coco(cases):
 def test_rescoring(cases):
     for img in cases["images"]:
         kp, _, box = _arrays(img)
-        np.testing.assert_allclose(rescore(box, kp[..., 2], cases["in_vis_thre"]), img["rescored"], atol=1e-6, rtol=0)
+        np.testing.assert_allclose(
+            rescore(box, kp[..., 2], cases["in_vis_thre"]), img["rescored"], atol=1e-6, rtol=0
+        )
 
 
 def test_oks(cases):

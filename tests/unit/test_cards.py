@@ -1,0 +1,52 @@
+"""Model cards: every shipped card parses, builds, and carries what the pipeline needs."""
+
+from __future__ import annotations
+
+import pytest
+
+from service.errors import CardError
+from service.pipeline.card import COCO_JOINTS, list_cards, load_card, parse_card
+
+
+def test_shipped_cards():
+    names = list_cards()
+    for required in ("hrnet_w32_256x192_darkpose", "hrnet_w48_384x288_darkpose",
+                     "hrnet_w32_256x192_mmpose_dark", "hrnet_w48_384x288_mmpose_dark"):  # fmt: skip
+        assert required in names
+    for name in names:
+        c = load_card(name)
+        assert c.joint_names == COCO_JOINTS
+        assert c.input_size[0] == 4 * c.heatmap_size[0] and c.input_size[1] == 4 * c.heatmap_size[1]
+        assert c.published_ap is not None
+        assert c.checkpoint.url or c.checkpoint.how_to_get
+        if c.checkpoint.format == "mmpose":
+            assert c.convention == "hrnet" and c.flip_shift
+            assert c.checkpoint.sha256 and c.checkpoint.sha256 in c.checkpoint.url
+        else:
+            assert c.convention == "darkpose" and not c.flip_shift
+        assert c.flip_permutation[1] == 2 and c.flip_permutation[0] == 0
+
+
+def test_card_from_path(small_card_path):
+    c = load_card(small_card_path)
+    assert c.name == "darkpose_small_fixture"
+
+
+def test_bad_cards(tmp_path):
+    with pytest.raises(CardError, match="not found"):
+        load_card("no_such_card")
+    base = {"architecture": {"name": "hrnet"}, "input": {"size": [192, 256]}, "heatmap": {"size": [48, 64]},
+            "geometry": {"convention": "darkpose"}, "codec": {"name": "dark"}}  # fmt: skip
+    parse_card(base)
+    with pytest.raises(CardError, match="convention"):
+        parse_card({**base, "geometry": {"convention": "udp"}})
+    with pytest.raises(CardError, match=r"codec\.name"):
+        parse_card({**base, "codec": {"name": "simcc"}})
+    with pytest.raises(CardError, match="multiples of 32"):
+        parse_card({**base, "input": {"size": [190, 256]}})
+    with pytest.raises(CardError, match="missing required key"):
+        parse_card({k: v for k, v in base.items() if k != "heatmap"})
+    bad = tmp_path / "bad.toml"
+    bad.write_text("this is = = not toml")
+    with pytest.raises(CardError, match="cannot read"):
+        load_card(bad)
