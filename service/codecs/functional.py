@@ -17,7 +17,6 @@ from typing import NamedTuple
 
 import cv2
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 
@@ -33,8 +32,7 @@ def get_heatmap_maximum(heatmaps: Tensor) -> tuple[Tensor, Tensor]:
     """
     n, k, h, w = heatmaps.shape
     flat = heatmaps.reshape(n, k, h * w)
-    idx = flat.argmax(dim=2)
-    maxvals = flat.amax(dim=2)
+    maxvals, idx = flat.max(dim=2)  # one pass; torch returns the first maximal index, like np.argmax
     coords = torch.stack([idx % w, torch.div(idx, w, rounding_mode="floor")], dim=-1).to(torch.float32)
     coords = torch.where((maxvals > 0).unsqueeze(-1), coords, torch.zeros_like(coords))
     return coords, maxvals.to(torch.float32)
@@ -66,16 +64,63 @@ def dark_blur(heatmaps: Tensor, ksize: int) -> Tensor:
         All-zero planes become NaN (0/0), exactly like the official code; their joints are masked anyway.
     """
     n, k, h, w = heatmaps.shape
-    b = (ksize - 1) // 2
-    taps = gaussian_taps(ksize, heatmaps.device)
-    x = heatmaps.to(torch.float64).reshape(n * k, 1, h, w)
-    # Zero padding of b pixels on each side makes OpenCV's border mode irrelevant: same-size conv with zeros.
-    x = F.conv2d(x, taps.view(1, 1, 1, ksize), padding=(0, b))
-    x = F.conv2d(x, taps.view(1, 1, ksize, 1), padding=(b, 0))
+    # Zero padding of b pixels on each side makes OpenCV's border mode irrelevant: a same-size separable
+    # convolution with zeros outside, i.e. multiplication by banded (Toeplitz) matrices: rows, then columns.
+    kx = _band_matrix(w, ksize, heatmaps.device)  # (W, W): out[:, j] = sum_c x[:, c] * kx[c, j]
+    ky = _band_matrix(h, ksize, heatmaps.device).T  # (H, H)
+    x = heatmaps.to(torch.float64).reshape(n * k, h, w)
+    x = torch.matmul(ky, torch.matmul(x, kx))
     blurred = x.reshape(n, k, h, w).to(torch.float32)
     origin_max = heatmaps.to(torch.float32).amax(dim=(2, 3), keepdim=True)
     blurred_max = blurred.amax(dim=(2, 3), keepdim=True)
     return blurred * (origin_max / blurred_max)
+
+
+def _band_matrix(size: int, ksize: int, device: torch.device | str) -> Tensor:
+    """``(size, size)`` float64 matrix ``M[c, j] = taps[c - j + b]`` (zero outside the band): ``x @ M`` is the
+    zero-padded same-size 1-D convolution of the rows of ``x``."""
+    taps = gaussian_taps(ksize, device)
+    b = (ksize - 1) // 2
+    c = torch.arange(size, device=device)
+    d = c.view(-1, 1) - c.view(1, -1) + b
+    ok = (d >= 0) & (d < ksize)
+    return torch.where(ok, taps[d.clamp(0, ksize - 1)], torch.zeros((), dtype=torch.float64, device=device))
+
+
+def _local_blur(heatmaps: Tensor, coords: Tensor, ksize: int, radius: int) -> tuple[Tensor, Tensor]:
+    """Blurred values (float64, zero-padded, the taps of :func:`dark_blur`) on the ``(2·radius+1)²`` grid
+    around each integer maximum, from a ``(2·(radius+b)+1)²`` raw patch instead of the whole plane.
+
+    Returns the grid ``(N, K, S, S)`` float64 indexed ``[dy+radius, dx+radius]`` and an ``(N, K, S, S)`` mask
+    of grid positions that lie inside the plane.
+    """
+    n, k, h, w = heatmaps.shape
+    dev = heatmaps.device
+    b = (ksize - 1) // 2
+    r = radius + b
+    side = 2 * r + 1
+    px = coords[..., 0].to(torch.long)
+    py = coords[..., 1].to(torch.long)
+    off = torch.arange(-r, r + 1, device=dev)
+    ys = py[..., None, None] + off.view(1, 1, side, 1)
+    xs = px[..., None, None] + off.view(1, 1, 1, side)
+    inside = (ys >= 0) & (ys < h) & (xs >= 0) & (xs < w)
+    idx = (ys.clamp(0, h - 1) * w + xs.clamp(0, w - 1)).reshape(n, k, side * side)
+    patch = torch.gather(heatmaps.reshape(n, k, h * w), 2, idx).reshape(n, k, side, side).to(torch.float64)
+    patch = torch.where(inside, patch, torch.zeros((), dtype=torch.float64, device=dev))
+    taps = gaussian_taps(ksize, dev)
+    out = 2 * radius + 1
+    # tx[c, j]: weight of patch column c for grid column j, which sits at patch column b + j
+    c = torch.arange(side, device=dev).view(-1, 1)
+    j = torch.arange(out, device=dev).view(1, -1)
+    d = c - j
+    ok = (d >= 0) & (d < ksize)
+    tx = torch.where(ok, taps[d.clamp(0, ksize - 1)], torch.zeros((), dtype=torch.float64, device=dev))
+    grid = torch.matmul(
+        tx.T, torch.matmul(patch, tx)
+    )  # rows first, then columns, as OpenCV's separable filter
+    grid_inside = inside[..., b : b + out, b : b + out]
+    return grid, grid_inside
 
 
 # (dy, dx) offsets of the 13-point stencil used by the Taylor step.
@@ -196,6 +241,71 @@ def dark_decode(
     Returns:
         coords ``(N, K, 2)`` float32 heatmap px and scores ``(N, K)`` float32 (raw maxima).
     """
+    heatmaps = heatmaps.to(torch.float32)
+    coords, maxvals = get_heatmap_maximum(heatmaps)
+    n, k, h, w = heatmaps.shape
+    if h < 5 or w < 5 or n * k == 0:
+        return coords, maxvals
+    dev = heatmaps.device
+    b = (blur_kernel - 1) // 2
+    radius = b + 3
+    # Local exact path. The official decoder blurs the whole plane (float64), rescales it by
+    # r = raw_max / max(blurred) (float32), floors at 1e-10 and takes logs; the Taylor step then reads a 5×5
+    # neighbourhood. We blur only a (2·radius+1)² grid around the maximum. The rescale needs the plane's
+    # blurred maximum; it provably lies in that grid when the grid's maximum is >= every raw value farther
+    # than radius - b = 3 px from the peak (a zero-padded, normalised, non-negative blur never exceeds the
+    # largest raw value it reaches; positions outside the plane are zeros). Planes where this bound does not
+    # hold (noise, several peaks) are decoded on the literal full-plane path, so results are the same either way.
+    grid, grid_inside = _local_blur(heatmaps, coords, blur_kernel, radius)
+    grid32 = grid.to(torch.float32)
+    neg_inf = torch.tensor(float("-inf"), dtype=torch.float32, device=dev)
+    local_max = torch.where(grid_inside, grid32, neg_inf).flatten(2).amax(-1)  # (N, K)
+    far_max = _max_outside_box(heatmaps, coords, 3).clamp_min(0.0)
+    inside = (coords[..., 0] > 1) & (coords[..., 0] < w - 2) & (coords[..., 1] > 1) & (coords[..., 1] < h - 2)
+    local_ok = (local_max >= far_max) & (local_max > 0) & torch.isfinite(local_max)
+    ratio = maxvals / local_max  # float32, as the official origin_max / max(blurred)
+    c0 = radius - 2
+    stencil = grid32[..., c0 : c0 + 5, c0 : c0 + 5] * ratio[..., None, None]
+    logs_local = torch.log(torch.maximum(stencil, torch.tensor(1e-10, dtype=torch.float32, device=dev)))
+    step = dark_taylor(logs_local, torch.full_like(coords, 2.0), max_offset)
+    use = inside & local_ok & step.applied
+    refined = torch.where(
+        use.unsqueeze(-1), (coords.to(torch.float64) + step.offset).to(torch.float32), coords
+    )
+    fallback = inside & ~local_ok
+    if bool(fallback.any()):
+        sel = fallback.nonzero(as_tuple=True)
+        exact = dark_decode_exact(heatmaps[sel[0], sel[1]].unsqueeze(1), blur_kernel, max_offset)[0][:, 0]
+        refined = refined.index_put(sel, exact)
+    return refined, maxvals
+
+
+def _max_outside_box(heatmaps: Tensor, coords: Tensor, half: int) -> Tensor:
+    """``(N, K)`` maximum of each plane outside the ``(2·half+1)²`` box centred on ``coords`` (-inf if none),
+    from row maxima plus the few rows that cross the box (no full-plane mask)."""
+    n, k, h, w = heatmaps.shape
+    dev = heatmaps.device
+    px = coords[..., 0].to(torch.long)
+    py = coords[..., 1].to(torch.long)
+    neg_inf = torch.tensor(float("-inf"), dtype=heatmaps.dtype, device=dev)
+    row_max = heatmaps.amax(dim=3)  # (N, K, H)
+    rows = torch.arange(h, device=dev).view(1, 1, h)
+    in_band = (rows - py[..., None]).abs() <= half
+    outside_rows = torch.where(in_band, neg_inf, row_max).amax(-1)
+    band = (py[..., None] + torch.arange(-half, half + 1, device=dev).view(1, 1, -1)).clamp(
+        0, h - 1
+    )  # (N, K, B)
+    band_rows = torch.gather(heatmaps, 2, band[..., None].expand(n, k, band.shape[-1], w))  # (N, K, B, W)
+    cols = torch.arange(w, device=dev).view(1, 1, 1, w)
+    near_cols = (cols - px[..., None, None]).abs() <= half
+    band_outside = torch.where(near_cols, neg_inf, band_rows).flatten(2).amax(-1)
+    return torch.maximum(outside_rows, band_outside)
+
+
+def dark_decode_exact(
+    heatmaps: Tensor, blur_kernel: int = 11, max_offset: float | None = None
+) -> tuple[Tensor, Tensor]:
+    """The literal DarkPose decode: blur and rescale the whole plane, log, then Taylor (slower; reference)."""
     heatmaps = heatmaps.to(torch.float32)
     coords, maxvals = get_heatmap_maximum(heatmaps)
     blurred = dark_blur(heatmaps, blur_kernel)

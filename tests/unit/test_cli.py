@@ -74,7 +74,9 @@ def test_weights_import_and_verify_detects_corruption(tmp_path, fixtures_dir, sm
 
     card = _card_with_url(tmp_path, fixtures_dir, "http://127.0.0.1:9/small.pth", sha256_file(small_weights))
     wdir = tmp_path / "w"
-    assert main(["weights", "import", str(small_weights), "--card", str(card), "--weights-dir", str(wdir)]) == 0
+    assert (
+        main(["weights", "import", str(small_weights), "--card", str(card), "--weights-dir", str(wdir)]) == 0
+    )
     assert main(["weights", "verify", "--card", str(card), "--weights-dir", str(wdir)]) == 0
     assert "matches card" in capsys.readouterr().out
     cached = wdir / "small.pth"
