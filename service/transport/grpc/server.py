@@ -1,0 +1,183 @@
+"""grpc.aio server: ``posesvc.v1.PoseService`` + standard health checking + reflection.
+
+Status codes mirror REST: INVALID_ARGUMENT (bad image, boxes, options, too large), RESOURCE_EXHAUSTED (queue
+full; trailer ``retry-after-ms``), DEADLINE_EXCEEDED (client deadlines are honoured: they become the engine
+deadline), UNAVAILABLE (not ready / draining), UNAUTHENTICATED (API key), INTERNAL (inference failed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from ...errors import Overloaded, PoseServiceError
+from ...schemas import PoseRequest
+from ..http.security import KeyChecker
+from .convert import boxes_from_proto, deadline_from_remaining, options_from_proto, result_to_proto
+from .gen.posesvc.v1 import pose_pb2, pose_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = pose_pb2.DESCRIPTOR.services_by_name["PoseService"].full_name
+
+CODES: dict[str, grpc.StatusCode] = {
+    "overloaded": grpc.StatusCode.RESOURCE_EXHAUSTED,
+    "deadline_exceeded": grpc.StatusCode.DEADLINE_EXCEEDED,
+    "not_ready": grpc.StatusCode.UNAVAILABLE,
+    "unauthenticated": grpc.StatusCode.UNAUTHENTICATED,
+    "engine_error": grpc.StatusCode.INTERNAL,
+    "internal": grpc.StatusCode.INTERNAL,
+}
+
+
+def status_for(exc: PoseServiceError) -> grpc.StatusCode:
+    if exc.code in CODES:
+        return CODES[exc.code]
+    return grpc.StatusCode.INVALID_ARGUMENT if exc.client_error else grpc.StatusCode.INTERNAL
+
+
+class PoseServicer(pose_pb2_grpc.PoseServiceServicer):
+    """Translates RPCs to :class:`~service.schemas.PoseRequest` and engine results back to protobuf."""
+
+    def __init__(self, engine: Any, joint_names: Any, max_boxes: int, observe: Callable[..., None] | None = None):
+        self.engine = engine
+        self.joint_names = joint_names
+        self.max_boxes = max_boxes
+        self.observe = observe
+
+    async def _one(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        boxes = boxes_from_proto(request.boxes, self.max_boxes) if request.use_boxes else None
+        req = PoseRequest(
+            image=bytes(request.image),
+            boxes=boxes,
+            options=options_from_proto(request.options),
+            deadline=deadline_from_remaining(context.time_remaining()),
+        )
+        result = await self.engine.submit(req)
+        return result_to_proto(result, self.joint_names)
+
+    async def Estimate(self, request: Any, context: grpc.aio.ServicerContext) -> Any:  # noqa: N802
+        try:
+            return await self._one(request, context)
+        except PoseServiceError as exc:
+            await abort(context, exc)
+
+    async def EstimateBatch(self, request: Any, context: grpc.aio.ServicerContext) -> Any:  # noqa: N802
+        outcomes = await asyncio.gather(*[self._one(r, context) for r in request.requests], return_exceptions=True)
+        items = []
+        for out in outcomes:
+            if isinstance(out, PoseServiceError):
+                items.append(pose_pb2.BatchItem(error=pose_pb2.ItemError(code=out.code, message=out.message)))
+            elif isinstance(out, BaseException):
+                raise out
+            else:
+                items.append(pose_pb2.BatchItem(result=out))
+        return pose_pb2.EstimateBatchResponse(items=items)
+
+
+async def abort(context: grpc.aio.ServicerContext, exc: PoseServiceError) -> None:
+    if isinstance(exc, Overloaded):
+        context.set_trailing_metadata((("retry-after-ms", str(int(exc.retry_after_s * 1000))),))
+    await context.abort(status_for(exc), f"{exc.code}: {exc.message}")
+
+
+class AuthInterceptor(grpc.aio.ServerInterceptor):
+    """API-key check on every RPC except the health service (probes); constant-time comparison."""
+
+    def __init__(self, checker: KeyChecker, on_reject: Callable[[str, str], None] | None = None) -> None:
+        self.checker = checker
+        self.on_reject = on_reject
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        method = details.method or ""
+        if not self.checker.enabled or method.startswith("/grpc.health.v1.Health/"):
+            return await continuation(details)
+        md = {k.lower(): v for k, v in (details.invocation_metadata or ()) if isinstance(v, str)}
+        key = md.get("x-api-key")
+        if not key and md.get("authorization", "").lower().startswith("bearer "):
+            key = md["authorization"][7:].strip()
+        if self.checker.check(key):
+            return await continuation(details)
+        if self.on_reject is not None:
+            self.on_reject("unauthenticated", method)
+
+        message = "unauthenticated: a valid API key is required (x-api-key or authorization metadata)"
+
+        async def deny(_req: Any, context: grpc.aio.ServicerContext) -> Any:
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
+
+        async def deny_stream(_req: Any, context: grpc.aio.ServicerContext) -> Any:
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
+            yield  # pragma: no cover  (abort raises)
+
+        handler = await continuation(details)
+        req_s = bool(handler is not None and handler.request_streaming)
+        resp_s = bool(handler is not None and handler.response_streaming)
+        if req_s and resp_s:
+            return grpc.stream_stream_rpc_method_handler(deny_stream)
+        if req_s:
+            return grpc.stream_unary_rpc_method_handler(deny)
+        if resp_s:
+            return grpc.unary_stream_rpc_method_handler(deny_stream)
+        return grpc.unary_unary_rpc_method_handler(deny)
+
+
+class GrpcServer:
+    """Owns the grpc.aio server, its health servicer and the readiness watcher."""
+
+    def __init__(self, engine: Any, card: Any, settings: Any, interceptors: list[Any] | None = None) -> None:
+        self.engine = engine
+        self.settings = settings
+        opts = [
+            ("grpc.max_receive_message_length", settings.grpc_max_message_bytes),
+            ("grpc.max_send_message_length", settings.grpc_max_message_bytes),
+        ]
+        self.server = grpc.aio.server(options=opts, interceptors=interceptors or [])
+        self.health = health.aio.HealthServicer()
+        pose_pb2_grpc.add_PoseServiceServicer_to_server(
+            PoseServicer(engine, card.joint_names, settings.max_boxes), self.server
+        )
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        reflection.enable_server_reflection(
+            (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
+            self.server,
+        )
+        self.port = 0
+        self._watch: asyncio.Task[None] | None = None
+
+    async def start(self, host: str, port: int) -> int:
+        self.port = self.server.add_insecure_port(f"{host}:{port}")
+        if self.port == 0:
+            raise OSError(f"cannot bind gRPC to {host}:{port}")
+        for name in ("", SERVICE_NAME):
+            await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        await self.server.start()
+        self._watch = asyncio.create_task(self._watch_ready())
+        return self.port
+
+    async def _watch_ready(self) -> None:
+        last = None
+        while True:
+            ready = bool(self.engine.ready)
+            if ready != last:
+                status = health_pb2.HealthCheckResponse.SERVING if ready else health_pb2.HealthCheckResponse.NOT_SERVING
+                for name in ("", SERVICE_NAME):
+                    await self.health.set(name, status)
+                last = ready
+            await asyncio.sleep(0.2)
+
+    async def stop(self, grace_s: float) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(grace_s)

@@ -1,0 +1,85 @@
+"""Response schemas (pydantic) for the OpenAPI document, with examples."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class KeypointOut(BaseModel):
+    name: str = Field(examples=["nose"])
+    x: float = Field(description="image px")
+    y: float = Field(description="image px")
+    score: float = Field(description="raw heatmap maximum (≈ 0..1 for trained models)")
+
+
+class PersonOut(BaseModel):
+    bbox: list[float] = Field(description="[x, y, w, h] box the crop was made from, image px", examples=[[280.8, 44.8, 218.2, 346.7]])
+    bbox_score: float
+    score: float = Field(description="bbox_score × mean of keypoint scores above 0.2")
+    keypoints: list[KeypointOut] = Field(description="17 COCO joints in COCO order")
+    track_id: int | None = Field(None, description="streams only")
+
+
+class ImageSizeOut(BaseModel):
+    width: int
+    height: int
+
+
+class ModelOut(BaseModel):
+    name: str
+    trained: bool = Field(description="false when the server runs with random weights (smoke run)")
+
+
+class PoseResponse(BaseModel):
+    image_size: ImageSizeOut
+    model: ModelOut
+    boxes_source: str = Field(description="client | detector")
+    persons: list[PersonOut]
+    timings_ms: dict[str, float] = Field(description="stage durations of the batch this image was part of")
+    request_id: str
+
+
+class CocoEntry(BaseModel):
+    image_id: int
+    category_id: int = 1
+    keypoints: list[float] = Field(description="[x1, y1, s1, ..., x17, y17, s17]")
+    score: float
+
+
+class Problem(BaseModel):
+    type: str = Field(examples=["urn:posesvc:problem:undecodable_image"])
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+
+
+class BatchItemOut(BaseModel):
+    result: PoseResponse | None = None
+    error: Problem | None = None
+
+
+class BatchResponse(BaseModel):
+    items: list[BatchItemOut]
+
+
+class ModelCardOut(BaseModel):
+    name: str
+    description: str
+    architecture: str
+    input_size: list[int] = Field(description="[width, height]")
+    heatmap_size: list[int] = Field(description="[width, height]")
+    convention: str
+    flip_shift: bool
+    codec: str
+    blur_kernel: int
+    published_ap: float | None
+    published_ap_note: str
+    trained: bool
+    joints: list[str]
+    skeleton: list[list[int]]
+
+
+class ModelsResponse(BaseModel):
+    models: list[ModelCardOut]
+    detector: dict[str, object] | None

@@ -1,0 +1,321 @@
+"""Pose routes: ``POST /v1/pose``, ``POST /v1/pose/batch``, ``POST /v1/pose/render``, ``GET /v1/models``.
+
+Images come as multipart field ``image`` (options as form fields, ``boxes`` holding JSON) or as a raw body with
+``Content-Type: image/jpeg|png|webp`` (options as query parameters). The routes only translate: the engine
+decides (queue, batching, deadlines, overload).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+from starlette.datastructures import FormData, UploadFile
+
+from ...errors import InvalidBoxes, InvalidInput, PoseServiceError, UnsupportedMediaType
+from ...pipeline.card import COCO_SKELETON
+from ...schemas import PoseOptions, PoseRequest, PoseResult
+from .problems import PROBLEM_JSON, error_response
+from .models import BatchResponse, ModelsResponse, PoseResponse, Problem
+
+router = APIRouter(prefix="/v1", tags=["pose"])
+
+RAW_TYPES = ("image/jpeg", "image/png", "image/webp")
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": Problem, "description": "undecodable image or invalid options", "content": {PROBLEM_JSON: {}}},
+    401: {"model": Problem, "description": "missing or wrong API key"},
+    413: {"model": Problem, "description": "body or image too large (bytes or pixels)"},
+    415: {"model": Problem, "description": "not JPEG, PNG or WebP"},
+    422: {"model": Problem, "description": "invalid boxes"},
+    429: {"model": Problem, "description": "overloaded: retry after the Retry-After header"},
+    503: {"model": Problem, "description": "not ready (warming up, draining)"},
+    504: {"model": Problem, "description": "deadline exceeded"},
+}
+_OPTIONS_DOC = {
+    "boxes": "JSON list of [x, y, w, h] or [x, y, w, h, score] in image px; [] = no persons; absent = detect",
+    "flip": "flip test (true/false; default: server setting)",
+    "min_score": "drop persons whose score is below this",
+    "max_persons": "keep at most this many persons",
+    "nms": "OKS-NMS (default true)",
+    "format": "posesvc (default) | coco",
+    "image_id": "COCO image id (required with format=coco)",
+}
+
+
+def _request_body_doc(extra_fields: dict[str, Any] | None = None, many: bool = False) -> dict[str, Any]:
+    props: dict[str, Any] = {k: {"type": "string", "description": v} for k, v in _OPTIONS_DOC.items()}
+    if many:
+        props["images"] = {"type": "array", "items": {"type": "string", "format": "binary"}}
+    else:
+        props["image"] = {"type": "string", "format": "binary"}
+    props.update(extra_fields or {})
+    content: dict[str, Any] = {
+        "multipart/form-data": {"schema": {"type": "object", "properties": props, "required": ["images" if many else "image"]}}
+    }
+    if not many:
+        for t in RAW_TYPES:
+            content[t] = {"schema": {"type": "string", "format": "binary"}}
+    return {"requestBody": {"required": True, "content": content}}
+
+
+@dataclass
+class ParsedOptions:
+    options: PoseOptions
+    boxes: np.ndarray | None
+    fmt: str
+    image_id: int | None
+    deadline: float | None
+
+
+def _get(form: FormData | None, request: Request, key: str) -> str | None:
+    if form is not None and key in form:
+        v = form[key]
+        return v if isinstance(v, str) else None
+    return request.query_params.get(key)
+
+
+def _bool(value: str | None, name: str) -> bool | None:
+    if value is None or value == "":
+        return None
+    v = value.strip().lower()
+    if v in ("1", "true", "yes", "on"):
+        return True
+    if v in ("0", "false", "no", "off"):
+        return False
+    raise InvalidInput(f"{name} must be true or false, got {value!r}")
+
+
+def parse_boxes(text: str | None, max_boxes: int) -> np.ndarray | None:
+    """JSON boxes → ``(M, 4|5)`` float64 (validated later against the image size)."""
+    if text is None:
+        return None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidBoxes(f"boxes is not valid JSON: {exc.msg} at position {exc.pos}") from None
+    if not isinstance(data, list):
+        raise InvalidBoxes("boxes must be a JSON list of [x, y, w, h] or [x, y, w, h, score]")
+    if len(data) > max_boxes:
+        raise InvalidBoxes(f"{len(data)} boxes given; the limit is {max_boxes} per image")
+    rows = []
+    for i, b in enumerate(data):
+        if not isinstance(b, list) or len(b) not in (4, 5) or not all(
+            isinstance(v, int | float) and not isinstance(v, bool) for v in b
+        ):
+            raise InvalidBoxes(f"box {i} must be [x, y, w, h] or [x, y, w, h, score] numbers, got {json.dumps(b)[:80]}")
+        rows.append([float(v) for v in b] + ([1.0] if len(b) == 4 else []))
+    return np.asarray(rows, dtype=np.float64).reshape(-1, 5)
+
+
+def parse_options(request: Request, form: FormData | None) -> ParsedOptions:
+    settings = request.app.state.settings
+    g = lambda k: _get(form, request, k)  # noqa: E731
+    try:
+        min_score = float(g("min_score") or 0.0)
+    except ValueError:
+        raise InvalidInput(f"min_score must be a number, got {g('min_score')!r}") from None
+    if not np.isfinite(min_score):
+        raise InvalidInput("min_score must be finite")
+    mp = g("max_persons")
+    try:
+        max_persons = int(mp) if mp not in (None, "") else None
+    except ValueError:
+        raise InvalidInput(f"max_persons must be an integer, got {mp!r}") from None
+    if max_persons is not None and max_persons < 0:
+        raise InvalidInput("max_persons must be >= 0")
+    fmt = (g("format") or "posesvc").lower()
+    if fmt not in ("posesvc", "coco"):
+        raise InvalidInput(f"format must be posesvc or coco, got {fmt!r}")
+    iid = g("image_id")
+    image_id = None
+    if iid not in (None, ""):
+        try:
+            image_id = int(iid)  # type: ignore[arg-type]
+        except ValueError:
+            raise InvalidInput(f"image_id must be an integer, got {iid!r}") from None
+    if fmt == "coco" and image_id is None:
+        raise InvalidInput("format=coco needs image_id")
+    deadline = None
+    dl = request.headers.get("x-request-timeout-ms")
+    if dl:
+        try:
+            ms = float(dl)
+        except ValueError:
+            raise InvalidInput(f"X-Request-Timeout-Ms must be a number, got {dl!r}") from None
+        if not np.isfinite(ms) or ms <= 0:
+            raise InvalidInput("X-Request-Timeout-Ms must be a positive number of milliseconds")
+        deadline = time.monotonic() + ms / 1000.0
+    nms = _bool(g("nms"), "nms")
+    opts = PoseOptions(
+        flip=_bool(g("flip"), "flip"),
+        min_score=min_score,
+        max_persons=max_persons,
+        oks_nms=True if nms is None else nms,
+    )
+    return ParsedOptions(opts, parse_boxes(g("boxes"), settings.max_boxes), fmt, image_id, deadline)
+
+
+async def _read_form(request: Request, max_files: int) -> FormData:
+    try:
+        return await request.form(max_files=max_files, max_fields=64)
+    except PoseServiceError:
+        raise
+    except Exception as exc:
+        raise InvalidInput(f"the multipart body cannot be parsed: {exc}") from None
+
+
+async def _upload_bytes(value: Any, field: str) -> bytes:
+    if not isinstance(value, UploadFile):
+        raise InvalidInput(f"multipart field {field!r} must be a file")
+    data = await value.read()
+    return bytes(data)
+
+
+async def read_single(request: Request) -> tuple[bytes, ParsedOptions]:
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype == "multipart/form-data":
+        form = await _read_form(request, max_files=1)
+        if "image" not in form:
+            raise InvalidInput("multipart body has no 'image' file field")
+        data = await _upload_bytes(form["image"], "image")
+        return data, parse_options(request, form)
+    if ctype in RAW_TYPES:
+        body = await request.body()
+        return body, parse_options(request, None)
+    raise UnsupportedMediaType(
+        f"Content-Type {ctype or '(none)'} is not supported; send multipart/form-data with an 'image' field, "
+        "or a raw image/jpeg, image/png or image/webp body"
+    )
+
+
+def result_body(result: PoseResult, parsed: ParsedOptions, request_id: str, joint_names: Any) -> Any:
+    if parsed.fmt == "coco":
+        assert parsed.image_id is not None
+        return result.to_coco(parsed.image_id)
+    body = result.to_dict(joint_names)
+    body["request_id"] = request_id
+    return body
+
+
+async def _submit(request: Request, data: bytes | np.ndarray, parsed: ParsedOptions) -> tuple[PoseResult, str]:
+    engine = request.app.state.engine
+    req = PoseRequest(image=data, boxes=parsed.boxes, options=parsed.options, deadline=parsed.deadline)
+    return await engine.submit(req), req.request_id
+
+
+def _joint_names(request: Request) -> Any:
+    return request.app.state.card.joint_names
+
+
+@router.post(
+    "/pose",
+    response_model=PoseResponse,
+    responses=_ERRORS,
+    openapi_extra=_request_body_doc(),
+    summary="Estimate poses on one image",
+)
+async def estimate(request: Request) -> Any:
+    """Persons with 17 COCO keypoints each. ``format=coco`` returns COCO results entries instead."""
+    data, parsed = await read_single(request)
+    result, rid = await _submit(request, data, parsed)
+    return JSONResponse(result_body(result, parsed, rid, _joint_names(request)))
+
+
+@router.post(
+    "/pose/batch",
+    response_model=BatchResponse,
+    responses=_ERRORS,
+    openapi_extra=_request_body_doc(many=True),
+    summary="Estimate poses on several images (results in order)",
+)
+async def estimate_batch(request: Request) -> Any:
+    """Multipart with several ``images`` (or repeated ``image``) file fields and shared options. Each item is
+    ``{result}`` or ``{error}`` (a problem object): a bad image fails only its own item."""
+    settings = request.app.state.settings
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype != "multipart/form-data":
+        raise UnsupportedMediaType("the batch endpoint takes multipart/form-data with 'images' file fields")
+    form = await _read_form(request, max_files=settings.max_batch_images)
+    files = [v for k, v in form.multi_items() if k in ("images", "image")]
+    if not files:
+        raise InvalidInput("multipart body has no 'images' file fields")
+    parsed = parse_options(request, form)
+    datas = [await _upload_bytes(f, "images") for f in files]
+    outcomes = await asyncio.gather(*[_submit(request, d, parsed) for d in datas], return_exceptions=True)
+    items: list[dict[str, Any]] = []
+    for out in outcomes:
+        if isinstance(out, PoseServiceError):
+            items.append({"error": json.loads(error_response(out).body)})
+        elif isinstance(out, BaseException):
+            raise out
+        else:
+            res, rid = out
+            items.append({"result": result_body(res, parsed, rid, _joint_names(request))})
+    return JSONResponse({"items": items})
+
+
+@router.post(
+    "/pose/render",
+    responses={**_ERRORS, 200: {"content": {"image/png": {}, "image/jpeg": {}}, "description": "the drawing"}},
+    openapi_extra=_request_body_doc({"render_format": {"type": "string", "description": "png (default) | jpeg"}}),
+    summary="Estimate and return the image with boxes and skeletons drawn",
+)
+async def render(request: Request) -> Response:
+    from ...pipeline.image import decode_image
+    from ...pipeline.render import encode_jpeg, encode_png, render_poses
+
+    data, parsed = await read_single(request)
+    settings = request.app.state.settings
+    fmt = (request.query_params.get("render_format") or "png").lower()
+    if fmt not in ("png", "jpeg", "jpg"):
+        raise InvalidInput(f"render_format must be png or jpeg, got {fmt!r}")
+    if len(data) > settings.max_image_bytes:
+        from ...errors import PayloadTooLarge
+
+        raise PayloadTooLarge(f"the image is {len(data)} bytes; the limit is {settings.max_image_bytes}")
+    loop = asyncio.get_running_loop()
+    image = await loop.run_in_executor(
+        None, lambda: decode_image(data, honour_exif=settings.honour_exif, max_pixels=settings.max_image_pixels)
+    )
+    result, _ = await _submit(request, image, parsed)
+    drawn = await loop.run_in_executor(None, render_poses, image, result)
+    if fmt == "png":
+        return Response(await loop.run_in_executor(None, encode_png, drawn), media_type="image/png")
+    return Response(await loop.run_in_executor(None, encode_jpeg, drawn), media_type="image/jpeg")
+
+
+@router.get("/models", response_model=ModelsResponse, summary="The loaded model card(s)")
+async def models(request: Request) -> Any:
+    card = request.app.state.card
+    info = request.app.state.engine.info
+    trained = bool(info.trained) if info is not None else False
+    detector = None
+    if info is not None and info.detector is not None:
+        detector = {"name": info.detector, "trained": info.detector_trained}
+    return {
+        "models": [
+            {
+                "name": card.name,
+                "description": card.description,
+                "architecture": card.architecture,
+                "input_size": list(card.input_size),
+                "heatmap_size": list(card.heatmap_size),
+                "convention": card.convention,
+                "flip_shift": card.flip_shift,
+                "codec": card.codec,
+                "blur_kernel": card.blur_kernel,
+                "published_ap": card.published_ap,
+                "published_ap_note": card.published_ap_note,
+                "trained": trained,
+                "joints": list(card.joint_names),
+                "skeleton": [list(p) for p in COCO_SKELETON],
+            }
+        ],
+        "detector": detector,
+    }

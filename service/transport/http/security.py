@@ -1,0 +1,132 @@
+"""API-key authentication and request-body limits (ASGI middleware, so they apply before any parsing).
+
+API keys are configured as SHA-256 hex digests (``POSESVC_API_KEY_HASHES``), never in clear; a presented key
+(``X-API-Key: <key>`` or ``Authorization: Bearer <key>``) is hashed and compared with every configured digest
+using :func:`hmac.compare_digest` (constant time). Several digests may be active at once (rotation).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ...errors import PayloadTooLarge
+from .problems import problem
+
+
+def hash_key(key: str) -> str:
+    """The digest to put in configuration for ``key``."""
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+class KeyChecker:
+    """Constant-time check of a presented key against configured SHA-256 digests."""
+
+    def __init__(self, digests: Iterable[str]) -> None:
+        self._digests = [bytes.fromhex(d.strip().lower()) for d in digests if d.strip()]
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self._digests)
+
+    def check(self, presented: str | None) -> bool:
+        if not self._digests:
+            return True
+        if not presented:
+            return False
+        got = hashlib.sha256(presented.encode("utf-8")).digest()
+        ok = False
+        for d in self._digests:  # no early exit: time does not depend on which key matched
+            ok |= hmac.compare_digest(got, d)
+        return ok
+
+
+def presented_key(headers: dict[str, str]) -> str | None:
+    key = headers.get("x-api-key")
+    if key:
+        return key
+    auth = headers.get("authorization", "")
+    if auth.lower().startswith("bearer "):
+        return auth[7:].strip()
+    return None
+
+
+class AuthMiddleware:
+    """Rejects requests without a valid API key (401 problem) except on ``exempt`` path prefixes."""
+
+    def __init__(self, app: ASGIApp, checker: KeyChecker, exempt: Sequence[str], on_reject: Any = None) -> None:
+        self.app = app
+        self.checker = checker
+        self.exempt = tuple(exempt)
+        self.on_reject = on_reject
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not self.checker.enabled or self._exempt(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        if self.checker.check(presented_key(headers)):
+            await self.app(scope, receive, send)
+            return
+        if self.on_reject is not None:
+            self.on_reject("unauthenticated", scope["path"])
+        resp = problem("unauthenticated", "a valid API key is required (X-API-Key header or Authorization: Bearer)")
+        await resp(scope, receive, send)
+
+    def _exempt(self, path: str) -> bool:
+        return path in ("/", "/healthz") or any(path.startswith(p) for p in self.exempt)
+
+
+class BodyLimitMiddleware:
+    """Refuses bodies larger than the route's limit: at once from ``Content-Length``, otherwise while reading
+    (the body is never buffered beyond the limit)."""
+
+    def __init__(self, app: ASGIApp, limits: Sequence[tuple[str, int]], default: int, on_reject: Any = None) -> None:
+        self.app = app
+        self.limits = sorted(limits, key=lambda x: -len(x[0]))
+        self.default = default
+        self.on_reject = on_reject
+
+    def limit_for(self, path: str) -> int:
+        for prefix, lim in self.limits:
+            if path == prefix or path.startswith(prefix + "/"):
+                return lim
+        return self.default
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.limit_for(scope["path"])
+        for k, v in scope.get("headers", []):
+            if k == b"content-length":
+                try:
+                    size = int(v)
+                except ValueError:
+                    size = 0
+                if size > limit:
+                    await self._reject(scope, receive, send, size, limit)
+                    return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            msg = await receive()
+            if msg["type"] == "http.request":
+                seen += len(msg.get("body", b""))
+                if seen > limit:
+                    raise PayloadTooLarge(f"the request body exceeds the limit of {limit} bytes")
+            return msg
+
+        await self.app(scope, limited, send)
+
+    async def _reject(self, scope: Scope, receive: Receive, send: Send, size: int, limit: int) -> None:
+        if self.on_reject is not None:
+            self.on_reject("payload_too_large", scope["path"])
+        resp = problem("payload_too_large", f"the request body is {size} bytes; the limit is {limit} bytes")
+        resp.headers["Connection"] = "close"
+        await resp(scope, receive, send)
