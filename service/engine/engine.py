@@ -217,7 +217,7 @@ class PoseEngine:
         loop = asyncio.get_running_loop()
         for w in workers:
             await loop.run_in_executor(None, w.join, max(0.0, end - time.monotonic()) + 1.0)
-        for item in self._queue.take_all():
+        for item in self._queue.stop():
             item.fail(NotReady("the server shut down before this request was processed"))
         for item in list(self._outstanding):
             item.fail(EngineError("the server shut down while this request was being processed"))

@@ -92,6 +92,7 @@ class RequestQueue:
         self.items: deque[WorkItem] = deque()
         self._reserved = 0
         self._closed = False
+        self._stopped = False
 
     @property
     def closed(self) -> bool:
@@ -120,11 +121,12 @@ class RequestQueue:
             self._reserved -= 1
 
     def put(self, item: WorkItem) -> None:
-        """Queue an item in its reserved slot (raises :class:`NotReady` if the queue closed meanwhile)."""
+        """Queue an item in its reserved slot. Admitted before :meth:`close`, it is still queued while draining;
+        raises :class:`NotReady` only after :meth:`stop` (nobody would compute it)."""
         with self.cond:
             self._reserved -= 1
-            if self._closed:
-                raise NotReady("the server is shutting down and accepts no new requests")
+            if self._stopped:
+                raise NotReady("the server shut down before this request was queued")
             item.enqueued_at = time.monotonic()
             self.items.append(item)
             self.cond.notify()
@@ -135,9 +137,11 @@ class RequestQueue:
             self._closed = True
             self.cond.notify_all()
 
-    def take_all(self) -> list[WorkItem]:
-        """Remove and return everything queued (final shutdown)."""
+    def stop(self) -> list[WorkItem]:
+        """Final shutdown: refuse even admitted requests; remove and return everything still queued."""
         with self.cond:
+            self._closed = self._stopped = True
+            self.cond.notify_all()
             out = list(self.items)
             self.items.clear()
             return out

@@ -34,7 +34,7 @@ from .stats import StatsRecorder
 log = logging.getLogger(__name__)
 
 WorkerState = Literal["starting", "ready", "dead", "stopped", "failed"]
-#: ``(worker_index, batch)`` called right before each batch's pipeline call; tests inject faults through it.
+#: ``(worker_index, batch)`` called right before each pipeline call; tests inject faults through it.
 FaultHook = Callable[[int, Sequence[WorkItem]], None]
 
 
@@ -159,8 +159,6 @@ class Worker:
         t0 = time.monotonic()
         waits = [t0 - it.enqueued_at for it in batch]
         try:
-            if self._fault_hook is not None:
-                self._fault_hook(self.index, batch)
             results = self._run(pipeline, batch)
             for item, wait, res in zip(batch, waits, results, strict=True):
                 item.resolve(dataclasses.replace(res, timings={**res.timings, "queue_wait": wait}))
@@ -184,8 +182,10 @@ class Worker:
             )
         self.in_flight = []
 
-    @staticmethod
-    def _run(pipeline: PosePipeline, batch: Sequence[WorkItem]) -> list[PoseResult]:
+    def _run(self, pipeline: PosePipeline, batch: Sequence[WorkItem]) -> list[PoseResult]:
+        """One pipeline call for ``batch`` (the fault hook, if any, runs first)."""
+        if self._fault_hook is not None:
+            self._fault_hook(self.index, batch)
         with torch.inference_mode():
             results = pipeline.run(
                 [it.image for it in batch], [it.boxes for it in batch], [it.options for it in batch]
