@@ -232,6 +232,11 @@ class PoseEngine:
         return self._started and not self._draining and any(w.alive for w in self._workers)
 
     @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        """The event loop the engine was started on (``None`` before :meth:`start`)."""
+        return self._loop
+
+    @property
     def draining(self) -> bool:
         return self._draining
 

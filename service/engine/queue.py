@@ -121,7 +121,7 @@ class RequestQueue:
             self._reserved -= 1
 
     def put(self, item: WorkItem) -> None:
-        """Queue an item in its reserved slot. Admitted before :meth:`close`, it is still queued while draining;
+        """Queue an item in its reserved slot. Admitted before :meth:`close`, it is still queued (drain);
         raises :class:`NotReady` only after :meth:`stop` (nobody would compute it)."""
         with self.cond:
             self._reserved -= 1

@@ -239,7 +239,7 @@ def test_untrained_yolo_detector_is_called_once_per_batch(
 ) -> None:
     from service.pipeline.detector import DetectorConfig, YoloPersonDetector
 
-    detector = YoloPersonDetector(DetectorConfig(weights="yolov8n.yaml", max_det=1, imgsz=320))
+    detector = YoloPersonDetector(DetectorConfig(weights="yolov8n.yaml", max_det=1, imgsz=160))
     factory = Factory(base_estimator, detector)
     engine = PoseEngine(config(max_delay_ms=200, max_batch_images=3), factory, ["cpu"])
     samples = coco_samples[:3]
