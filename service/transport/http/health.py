@@ -46,7 +46,8 @@ def readiness(engine: PoseEngine) -> dict[str, Any]:
         "workers": engine.workers(),
     }
     if not engine.ready:
+        starting = any(w["state"] == "starting" for w in body["workers"])
         body["reason"] = (
-            "draining" if engine.draining else "warming up" if info is None else "no live inference worker"
+            "draining" if engine.draining else "warming up" if starting else "no live inference worker"
         )
     return body
