@@ -286,9 +286,17 @@ class PoseEngine:
                 image, boxes = await loop.run_in_executor(self._decode_pool, self._prepare, request)
                 if time.monotonic() >= deadline:
                     raise DeadlineExceeded("the request's deadline passed while its image was decoded")
-            except BaseException as exc:
+            except PoseServiceError as exc:
                 self._queue.release()
-                self._reject(exc.code if isinstance(exc, PoseServiceError) else "cancelled")
+                self._reject(exc.code)
+                raise
+            except Exception as exc:  # e.g. ragged boxes that numpy cannot shape
+                self._queue.release()
+                self._reject(InvalidInput.code)
+                raise InvalidInput(f"the request is malformed: {exc}") from exc
+            except BaseException:  # the caller was cancelled while its image was decoded
+                self._queue.release()
+                self._reject("cancelled")
                 raise
             fut: asyncio.Future[PoseResult] = loop.create_future()
             item = WorkItem(request, image, boxes, request.options, deadline, fut, loop)
