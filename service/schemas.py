@@ -6,6 +6,7 @@ Units: pixels of the original image; boxes are ``(x, y, w, h)``; keypoints are `
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -31,6 +32,36 @@ class PoseOptions:
     min_score: float = 0.0
     max_persons: int | None = None
     oks_nms: bool = True
+
+
+def _new_request_id() -> str:
+    return uuid.uuid4().hex
+
+
+@dataclass(frozen=True, eq=False)
+class PoseRequest:
+    """One image to estimate poses on: the serving engine's only input, whatever the transport.
+
+    Attributes:
+        image: encoded image bytes (JPEG/PNG/WebP; decoded by the engine off the event loop, EXIF orientation
+            per settings) or an already decoded ``(H, W, 3)`` uint8 **RGB** array.
+        boxes: client person boxes ``(M, 4|5)`` ``(x, y, w, h[, score])`` in image px; ``None`` = run the
+            detector; an empty array = no persons (no pose forward, empty result).
+        options: per-request :class:`PoseOptions`.
+        deadline: absolute :func:`time.monotonic` time (s) after which the result is useless; ``None`` = the
+            engine's default (``engine.default_deadline_s`` after submission).
+        request_id: for logs and tracing (a random hex id unless given).
+        stream_id: video stream this frame belongs to (streaming transports; ``None`` otherwise).
+        frame_id: frame number within ``stream_id``.
+    """
+
+    image: bytes | NDArray[np.uint8]
+    boxes: NDArray[np.floating] | None = None
+    options: PoseOptions = field(default_factory=PoseOptions)
+    deadline: float | None = None
+    request_id: str = field(default_factory=_new_request_id)
+    stream_id: str | None = None
+    frame_id: int | None = None
 
 
 @dataclass(frozen=True)

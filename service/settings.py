@@ -82,6 +82,16 @@ class Settings(BaseSettings):
     max_image_bytes: int = Field(20 * 1024 * 1024, ge=1)
     max_image_pixels: int = Field(50_000_000, ge=1)
     max_boxes: int = Field(256, ge=1, description="client boxes per image")
+    max_batch_images: int = Field(16, ge=1, description="images per REST/gRPC batch request")
+    grpc_max_message_bytes: int = Field(32 * 1024 * 1024, ge=1024, description="gRPC max message size")
+    enable_grpc: bool = Field(True, description="serve gRPC next to HTTP")
+    api_key_hashes: list[str] = Field(
+        default_factory=list,
+        description="SHA-256 hex digests of accepted API keys (empty = no auth); `posesvc hash-key` prints one",
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list, description="allowed CORS origins (empty = no CORS)"
+    )
     host: str = "127.0.0.1"
     http_port: int = Field(8000, ge=0, le=65535)
     grpc_port: int = Field(50051, ge=0, le=65535)

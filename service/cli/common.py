@@ -6,10 +6,12 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..engine import factory
+from ..engine.factory import pose_weights
 from ..pipeline.card import ModelCard, load_card
-from ..pipeline.detector import DetectorConfig, YoloPersonDetector
-from ..pipeline.estimator import EstimatorConfig, PoseEstimator
-from ..pipeline.weights import missing_weights_message, resolve_weights
+from ..pipeline.detector import YoloPersonDetector
+from ..pipeline.estimator import PoseEstimator
+from ..pipeline.weights import missing_weights_message
 from ..settings import Settings
 
 
@@ -46,12 +48,9 @@ def load_model_card(s: Settings) -> ModelCard:
 def build_estimator(
     s: Settings, card: ModelCard, *, allow_untrained: bool, warn: bool = True
 ) -> PoseEstimator:
+    """The estimator on the first configured device (one-shot commands; the server builds one per device)."""
     device = s.devices()[0]
-    path = resolve_weights(card, s.weights_dir, s.model.weights)
-    if path is None and not allow_untrained:
-        from ..errors import WeightsError
-
-        raise WeightsError(missing_weights_message(card, s.weights_dir))
+    path = pose_weights(s, card, allow_untrained=allow_untrained)
     if path is None and warn:
         print(
             f"WARNING: no weights for {card.name!r}: running with UNTRAINED (random) weights; "
@@ -59,32 +58,14 @@ def build_estimator(
             + missing_weights_message(card, s.weights_dir).split("\n", 1)[1],
             file=sys.stderr,
         )
-    cfg = EstimatorConfig(
-        max_batch_crops=s.engine.max_batch_crops,
-        precision=s.precision_for(device),
-        channels_last=s.channels_last,
-        flip_default=s.flip_test,
-        max_offset=s.max_offset,
-    )
-    return PoseEstimator.from_card(card, path, device=device, config=cfg, allow_untrained=allow_untrained)
+    return factory.build_estimator(s, card, device, path, allow_untrained=allow_untrained)
 
 
 def build_detector(s: Settings, *, fallback_untrained: bool) -> YoloPersonDetector:
     """The YOLO person detector; if its weights cannot be had and ``fallback_untrained``, an untrained one."""
-    from ..errors import WeightsError
-
-    cfg = DetectorConfig(
-        weights=s.detector.weights, conf=s.detector.conf, iou=s.detector.iou, max_det=s.detector.max_det,
-        imgsz=s.detector.imgsz, device=s.devices()[0],
-    )  # fmt: skip
-    try:
-        return YoloPersonDetector(cfg)
-    except WeightsError as exc:
-        if not fallback_untrained:
-            raise
-        yaml = Path(cfg.weights).stem + ".yaml"
-        print(
-            f"WARNING: {exc}\nWARNING: falling back to an UNTRAINED detector built from {yaml}",
-            file=sys.stderr,
-        )
-        return YoloPersonDetector(DetectorConfig(**{**cfg.__dict__, "weights": yaml}))
+    return factory.build_detector(
+        s,
+        s.devices()[0],
+        fallback_untrained=fallback_untrained,
+        warn=lambda m: print(f"WARNING: {m}", file=sys.stderr),
+    )

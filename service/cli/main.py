@@ -9,9 +9,9 @@ from collections.abc import Sequence
 
 from .. import __version__
 from ..errors import PoseServiceError
-from . import predict, weights
+from . import predict, serve, weights
 
-COMMANDS = [predict, weights]
+COMMANDS = [predict, serve, weights]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -14,7 +14,9 @@ class ClientError(Exception):
     """A request failed. ``code`` is the server's stable error code (e.g. ``overloaded``), ``status`` the
     HTTP status or gRPC status name, ``retry_after_s`` the server's hint when it was overloaded."""
 
-    def __init__(self, code: str, message: str, status: str | int, retry_after_s: float | None = None) -> None:
+    def __init__(
+        self, code: str, message: str, status: str | int, retry_after_s: float | None = None
+    ) -> None:
         super().__init__(f"{status} {code}: {message}")
         self.code = code
         self.message = message
@@ -24,7 +26,11 @@ class ClientError(Exception):
 
 class PoseClient(Protocol):
     def estimate(
-        self, image: bytes, boxes: Boxes = None, options: PoseOptions | None = None, timeout_s: float | None = None
+        self,
+        image: bytes,
+        boxes: Boxes = None,
+        options: PoseOptions | None = None,
+        timeout_s: float | None = None,
     ) -> PoseResult: ...
 
     def estimate_batch(

@@ -36,7 +36,9 @@ def result_from_proto(r: Any) -> PoseResult:
 
 def request_to_proto(image: bytes, boxes: Boxes, options: PoseOptions | None) -> Any:
     o = options or PoseOptions()
-    opts = pose_pb2.PoseOptions(min_score=o.min_score, max_persons=o.max_persons or 0, disable_nms=not o.oks_nms)
+    opts = pose_pb2.PoseOptions(
+        min_score=o.min_score, max_persons=o.max_persons or 0, disable_nms=not o.oks_nms
+    )
     if o.flip is not None:
         opts.flip = o.flip
     req = pose_pb2.EstimateRequest(image=image, options=opts, use_boxes=boxes is not None)
@@ -63,14 +65,21 @@ class GrpcPoseClient:
                  max_message_bytes: int = 64 * 1024 * 1024) -> None:  # fmt: skip
         self._channel = grpc.insecure_channel(
             target,
-            options=[("grpc.max_send_message_length", max_message_bytes), ("grpc.max_receive_message_length", max_message_bytes)],
+            options=[
+                ("grpc.max_send_message_length", max_message_bytes),
+                ("grpc.max_receive_message_length", max_message_bytes),
+            ],
         )
         self._stub = pose_pb2_grpc.PoseServiceStub(self._channel)
         self._md = (("x-api-key", api_key),) if api_key else ()
         self._timeout = timeout_s
 
     def estimate(
-        self, image: bytes, boxes: Boxes = None, options: PoseOptions | None = None, timeout_s: float | None = None
+        self,
+        image: bytes,
+        boxes: Boxes = None,
+        options: PoseOptions | None = None,
+        timeout_s: float | None = None,
     ) -> PoseResult:
         try:
             r = self._stub.Estimate(

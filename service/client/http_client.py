@@ -64,7 +64,11 @@ class HttpPoseClient:
         return data
 
     def estimate(
-        self, image: bytes, boxes: Boxes = None, options: PoseOptions | None = None, timeout_s: float | None = None
+        self,
+        image: bytes,
+        boxes: Boxes = None,
+        options: PoseOptions | None = None,
+        timeout_s: float | None = None,
     ) -> PoseResult:
         headers = {"X-Request-Timeout-Ms": str(int(timeout_s * 1000))} if timeout_s else {}
         resp = self._http.post(
@@ -79,7 +83,9 @@ class HttpPoseClient:
     ) -> list[PoseResult | ClientError]:
         headers = {"X-Request-Timeout-Ms": str(int(timeout_s * 1000))} if timeout_s else {}
         files = [("images", (f"image{i}", im)) for i, im in enumerate(images)]
-        resp = self._http.post("/v1/pose/batch", files=files, data=self._fields(None, options), headers=headers)
+        resp = self._http.post(
+            "/v1/pose/batch", files=files, data=self._fields(None, options), headers=headers
+        )
         if resp.status_code != 200:
             raise _error(resp)
         out: list[PoseResult | ClientError] = []

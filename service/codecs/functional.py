@@ -315,7 +315,9 @@ def _max_outside_box(heatmaps: Tensor, coords: Tensor, half: int, row_max: Tenso
     blocks = torch.arange(nb, device=dev).view(1, 1, nb)
     touching = (blocks >= b_lo[..., None]) & (blocks <= b_hi[..., None])
     clear = block_max.masked_fill(touching, float("-inf")).amax(dim=2)
-    rows = (b_lo[..., None] * bs + torch.arange(nt * bs, device=dev).view(1, 1, -1)).clamp(0, h - 1)  # (N, K, R)
+    rows = (b_lo[..., None] * bs + torch.arange(nt * bs, device=dev).view(1, 1, -1)).clamp(
+        0, h - 1
+    )  # (N, K, R)
     band = torch.gather(heatmaps, 2, rows[..., None].expand(n, k, rows.shape[-1], w))  # (N, K, R, W)
     cols = torch.arange(w, device=dev).view(1, 1, 1, w)
     near = ((rows - py[..., None]).abs() <= half)[..., None] & ((cols - px[..., None, None]).abs() <= half)

@@ -127,6 +127,10 @@ class PoseEstimator:
             self.net = self.net.to(memory_format=torch.channels_last)
         self.codec = HeatmapCodec(card.codec, card.blur_kernel, card.sigma, self.config.max_offset)
         self._perm = card.flip_permutation
+        #: Network forwards run so far (one per chunk of ``max_batch_crops`` crops; flip is inside it).
+        self.forward_count = 0
+        #: Person crops estimated so far.
+        self.crop_count = 0
 
     @classmethod
     def from_card(
@@ -168,6 +172,7 @@ class PoseEstimator:
             x = x.contiguous(memory_format=torch.channels_last)
         with torch.inference_mode(), self._autocast():
             out: Tensor = self.net(x)
+        self.forward_count += 1
         return out.float()
 
     def heatmaps(self, x: Tensor, flip: bool, timings: dict[str, float] | None = None) -> Tensor:
@@ -233,6 +238,7 @@ class PoseEstimator:
         stage["crop"] = time.perf_counter() - t0
         counts = [len(p.boxes) for p in prepared]
         total = sum(counts)
+        self.crop_count += total
         k = self.card.num_joints
         kpts = np.zeros((total, k, 3), dtype=np.float32)
         if total:

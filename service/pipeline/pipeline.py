@@ -24,6 +24,8 @@ class PosePipeline:
     def __init__(self, estimator: PoseEstimator, detector: PersonDetector | None = None) -> None:
         self.estimator = estimator
         self.detector = detector
+        #: Batched detector calls made so far (one per :meth:`run` that had images without boxes).
+        self.detector_calls = 0
 
     @property
     def card(self) -> ModelCard:
@@ -49,6 +51,7 @@ class PosePipeline:
                 raise RuntimeError("no person detector is configured; pass boxes with the request")
             t0 = time.perf_counter()
             found = self.detector.detect([images[i] for i in need])
+            self.detector_calls += 1
             stage["detect"] = time.perf_counter() - t0
             for i, b in zip(need, found, strict=True):
                 resolved[i] = b

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -42,14 +43,21 @@ def status_for(exc: PoseServiceError) -> grpc.StatusCode:
     return grpc.StatusCode.INVALID_ARGUMENT if exc.client_error else grpc.StatusCode.INTERNAL
 
 
-class PoseServicer(pose_pb2_grpc.PoseServiceServicer):
+class PoseServicer(pose_pb2_grpc.PoseServiceServicer):  # type: ignore[misc]
     """Translates RPCs to :class:`~service.schemas.PoseRequest` and engine results back to protobuf."""
 
-    def __init__(self, engine: Any, joint_names: Any, max_boxes: int, observe: Callable[..., None] | None = None):
+    def __init__(self, engine: Any, joint_names: Any, max_boxes: int, metrics: Any = None) -> None:
         self.engine = engine
         self.joint_names = joint_names
         self.max_boxes = max_boxes
-        self.observe = observe
+        self.metrics = metrics
+
+    def _count(self, method: str, code: grpc.StatusCode, t0: float) -> None:
+        if self.metrics is not None:
+            self.metrics.requests_total.labels(transport="grpc", method=method, code=code.name).inc()
+            self.metrics.request_duration_seconds.labels(transport="grpc", method=method).observe(
+                time.perf_counter() - t0
+            )
 
     async def _one(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         boxes = boxes_from_proto(request.boxes, self.max_boxes) if request.use_boxes else None
@@ -60,24 +68,40 @@ class PoseServicer(pose_pb2_grpc.PoseServiceServicer):
             deadline=deadline_from_remaining(context.time_remaining()),
         )
         result = await self.engine.submit(req)
-        return result_to_proto(result, self.joint_names)
+        t0 = time.perf_counter()
+        out = result_to_proto(result, self.joint_names)
+        if self.metrics is not None:
+            self.metrics.stage_duration_seconds.labels(stage="serialize").observe(time.perf_counter() - t0)
+        return out
 
-    async def Estimate(self, request: Any, context: grpc.aio.ServicerContext) -> Any:  # noqa: N802
+    async def Estimate(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        t0 = time.perf_counter()
         try:
-            return await self._one(request, context)
+            out = await self._one(request, context)
         except PoseServiceError as exc:
+            self._count("estimate", status_for(exc), t0)
             await abort(context, exc)
+        except Exception:
+            self._count("estimate", grpc.StatusCode.INTERNAL, t0)
+            raise
+        self._count("estimate", grpc.StatusCode.OK, t0)
+        return out
 
-    async def EstimateBatch(self, request: Any, context: grpc.aio.ServicerContext) -> Any:  # noqa: N802
-        outcomes = await asyncio.gather(*[self._one(r, context) for r in request.requests], return_exceptions=True)
+    async def EstimateBatch(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        t0 = time.perf_counter()
+        outcomes = await asyncio.gather(
+            *[self._one(r, context) for r in request.requests], return_exceptions=True
+        )
         items = []
         for out in outcomes:
             if isinstance(out, PoseServiceError):
                 items.append(pose_pb2.BatchItem(error=pose_pb2.ItemError(code=out.code, message=out.message)))
             elif isinstance(out, BaseException):
+                self._count("estimate_batch", grpc.StatusCode.INTERNAL, t0)
                 raise out
             else:
                 items.append(pose_pb2.BatchItem(result=out))
+        self._count("estimate_batch", grpc.StatusCode.OK, t0)
         return pose_pb2.EstimateBatchResponse(items=items)
 
 
@@ -87,7 +111,7 @@ async def abort(context: grpc.aio.ServicerContext, exc: PoseServiceError) -> Non
     await context.abort(status_for(exc), f"{exc.code}: {exc.message}")
 
 
-class AuthInterceptor(grpc.aio.ServerInterceptor):
+class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     """API-key check on every RPC except the health service (probes); constant-time comparison."""
 
     def __init__(self, checker: KeyChecker, on_reject: Callable[[str, str], None] | None = None) -> None:
@@ -133,32 +157,45 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
 
 
 class GrpcServer:
-    """Owns the grpc.aio server, its health servicer and the readiness watcher."""
+    """Owns the grpc.aio server, its health servicer and the readiness watcher.
 
-    def __init__(self, engine: Any, card: Any, settings: Any, interceptors: list[Any] | None = None) -> None:
+    The grpc.aio server is created in :meth:`start`, on the event loop that serves it (the HTTP lifespan's).
+    """
+
+    def __init__(
+        self,
+        engine: Any,
+        card: Any,
+        settings: Any,
+        interceptors: list[Any] | None = None,
+        metrics: Any = None,
+    ) -> None:
         self.engine = engine
         self.settings = settings
-        opts = [
-            ("grpc.max_receive_message_length", settings.grpc_max_message_bytes),
-            ("grpc.max_send_message_length", settings.grpc_max_message_bytes),
-        ]
-        self.server = grpc.aio.server(options=opts, interceptors=interceptors or [])
-        self.health = health.aio.HealthServicer()
-        pose_pb2_grpc.add_PoseServiceServicer_to_server(
-            PoseServicer(engine, card.joint_names, settings.max_boxes), self.server
-        )
-        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
-        reflection.enable_server_reflection(
-            (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
-            self.server,
-        )
+        self.card = card
+        self.interceptors = interceptors or []
+        self.metrics = metrics
         self.port = 0
+        self.server: Any = None
+        self.health: Any = None
         self._watch: asyncio.Task[None] | None = None
 
-    async def start(self, host: str, port: int) -> int:
-        self.port = self.server.add_insecure_port(f"{host}:{port}")
+    async def start(self) -> int:
+        s = self.settings
+        opts = [
+            ("grpc.max_receive_message_length", s.grpc_max_message_bytes),
+            ("grpc.max_send_message_length", s.grpc_max_message_bytes),
+        ]
+        self.server = grpc.aio.server(options=opts, interceptors=self.interceptors)
+        self.health = health.aio.HealthServicer()
+        servicer = PoseServicer(self.engine, self.card.joint_names, s.max_boxes, self.metrics)
+        pose_pb2_grpc.add_PoseServiceServicer_to_server(servicer, self.server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        health_name = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
+        reflection.enable_server_reflection((SERVICE_NAME, health_name, reflection.SERVICE_NAME), self.server)
+        self.port = self.server.add_insecure_port(f"{s.host}:{s.grpc_port}")
         if self.port == 0:
-            raise OSError(f"cannot bind gRPC to {host}:{port}")
+            raise OSError(f"cannot bind gRPC to {s.host}:{s.grpc_port}")
         for name in ("", SERVICE_NAME):
             await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
         await self.server.start()
@@ -170,13 +207,19 @@ class GrpcServer:
         while True:
             ready = bool(self.engine.ready)
             if ready != last:
-                status = health_pb2.HealthCheckResponse.SERVING if ready else health_pb2.HealthCheckResponse.NOT_SERVING
+                status = (
+                    health_pb2.HealthCheckResponse.SERVING
+                    if ready
+                    else health_pb2.HealthCheckResponse.NOT_SERVING
+                )
                 for name in ("", SERVICE_NAME):
                     await self.health.set(name, status)
                 last = ready
             await asyncio.sleep(0.2)
 
     async def stop(self, grace_s: float) -> None:
+        if self.server is None:
+            return
         if self._watch is not None:
             self._watch.cancel()
         await self.health.enter_graceful_shutdown()

@@ -13,7 +13,10 @@ class KeypointOut(BaseModel):
 
 
 class PersonOut(BaseModel):
-    bbox: list[float] = Field(description="[x, y, w, h] box the crop was made from, image px", examples=[[280.8, 44.8, 218.2, 346.7]])
+    bbox: list[float] = Field(
+        description="[x, y, w, h] box the crop was made from, image px",
+        examples=[[280.8, 44.8, 218.2, 346.7]],
+    )
     bbox_score: float
     score: float = Field(description="bbox_score × mean of keypoint scores above 0.2")
     keypoints: list[KeypointOut] = Field(description="17 COCO joints in COCO order")

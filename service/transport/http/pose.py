@@ -21,14 +21,18 @@ from starlette.datastructures import FormData, UploadFile
 from ...errors import InvalidBoxes, InvalidInput, PoseServiceError, UnsupportedMediaType
 from ...pipeline.card import COCO_SKELETON
 from ...schemas import PoseOptions, PoseRequest, PoseResult
-from .problems import PROBLEM_JSON, error_response
 from .models import BatchResponse, ModelsResponse, PoseResponse, Problem
+from .problems import PROBLEM_JSON, error_response
 
 router = APIRouter(prefix="/v1", tags=["pose"])
 
 RAW_TYPES = ("image/jpeg", "image/png", "image/webp")
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"model": Problem, "description": "undecodable image or invalid options", "content": {PROBLEM_JSON: {}}},
+    400: {
+        "model": Problem,
+        "description": "undecodable image or invalid options",
+        "content": {PROBLEM_JSON: {}},
+    },
     401: {"model": Problem, "description": "missing or wrong API key"},
     413: {"model": Problem, "description": "body or image too large (bytes or pixels)"},
     415: {"model": Problem, "description": "not JPEG, PNG or WebP"},
@@ -56,7 +60,9 @@ def _request_body_doc(extra_fields: dict[str, Any] | None = None, many: bool = F
         props["image"] = {"type": "string", "format": "binary"}
     props.update(extra_fields or {})
     content: dict[str, Any] = {
-        "multipart/form-data": {"schema": {"type": "object", "properties": props, "required": ["images" if many else "image"]}}
+        "multipart/form-data": {
+            "schema": {"type": "object", "properties": props, "required": ["images" if many else "image"]}
+        }
     }
     if not many:
         for t in RAW_TYPES:
@@ -105,17 +111,24 @@ def parse_boxes(text: str | None, max_boxes: int) -> np.ndarray | None:
         raise InvalidBoxes(f"{len(data)} boxes given; the limit is {max_boxes} per image")
     rows = []
     for i, b in enumerate(data):
-        if not isinstance(b, list) or len(b) not in (4, 5) or not all(
-            isinstance(v, int | float) and not isinstance(v, bool) for v in b
+        if (
+            not isinstance(b, list)
+            or len(b) not in (4, 5)
+            or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in b)
         ):
-            raise InvalidBoxes(f"box {i} must be [x, y, w, h] or [x, y, w, h, score] numbers, got {json.dumps(b)[:80]}")
+            raise InvalidBoxes(
+                f"box {i} must be [x, y, w, h] or [x, y, w, h, score] numbers, got {json.dumps(b)[:80]}"
+            )
         rows.append([float(v) for v in b] + ([1.0] if len(b) == 4 else []))
     return np.asarray(rows, dtype=np.float64).reshape(-1, 5)
 
 
 def parse_options(request: Request, form: FormData | None) -> ParsedOptions:
     settings = request.app.state.settings
-    g = lambda k: _get(form, request, k)  # noqa: E731
+
+    def g(key: str) -> str | None:
+        return _get(form, request, key)
+
     try:
         min_score = float(g("min_score") or 0.0)
     except ValueError:
@@ -203,7 +216,9 @@ def result_body(result: PoseResult, parsed: ParsedOptions, request_id: str, join
     return body
 
 
-async def _submit(request: Request, data: bytes | np.ndarray, parsed: ParsedOptions) -> tuple[PoseResult, str]:
+async def _submit(
+    request: Request, data: bytes | np.ndarray, parsed: ParsedOptions
+) -> tuple[PoseResult, str]:
     engine = request.app.state.engine
     req = PoseRequest(image=data, boxes=parsed.boxes, options=parsed.options, deadline=parsed.deadline)
     return await engine.submit(req), req.request_id
@@ -224,7 +239,12 @@ async def estimate(request: Request) -> Any:
     """Persons with 17 COCO keypoints each. ``format=coco`` returns COCO results entries instead."""
     data, parsed = await read_single(request)
     result, rid = await _submit(request, data, parsed)
-    return JSONResponse(result_body(result, parsed, rid, _joint_names(request)))
+    t0 = time.perf_counter()
+    resp = JSONResponse(result_body(result, parsed, rid, _joint_names(request)))
+    request.app.state.metrics.stage_duration_seconds.labels(stage="serialize").observe(
+        time.perf_counter() - t0
+    )
+    return resp
 
 
 @router.post(
@@ -251,7 +271,7 @@ async def estimate_batch(request: Request) -> Any:
     items: list[dict[str, Any]] = []
     for out in outcomes:
         if isinstance(out, PoseServiceError):
-            items.append({"error": json.loads(error_response(out).body)})
+            items.append({"error": json.loads(bytes(error_response(out).body))})
         elif isinstance(out, BaseException):
             raise out
         else:
@@ -262,8 +282,13 @@ async def estimate_batch(request: Request) -> Any:
 
 @router.post(
     "/pose/render",
-    responses={**_ERRORS, 200: {"content": {"image/png": {}, "image/jpeg": {}}, "description": "the drawing"}},
-    openapi_extra=_request_body_doc({"render_format": {"type": "string", "description": "png (default) | jpeg"}}),
+    responses={
+        **_ERRORS,
+        200: {"content": {"image/png": {}, "image/jpeg": {}}, "description": "the drawing"},
+    },
+    openapi_extra=_request_body_doc(
+        {"render_format": {"type": "string", "description": "png (default) | jpeg"}}
+    ),
     summary="Estimate and return the image with boxes and skeletons drawn",
 )
 async def render(request: Request) -> Response:
@@ -281,7 +306,8 @@ async def render(request: Request) -> Response:
         raise PayloadTooLarge(f"the image is {len(data)} bytes; the limit is {settings.max_image_bytes}")
     loop = asyncio.get_running_loop()
     image = await loop.run_in_executor(
-        None, lambda: decode_image(data, honour_exif=settings.honour_exif, max_pixels=settings.max_image_pixels)
+        None,
+        lambda: decode_image(data, honour_exif=settings.honour_exif, max_pixels=settings.max_image_pixels),
     )
     result, _ = await _submit(request, image, parsed)
     drawn = await loop.run_in_executor(None, render_poses, image, result)

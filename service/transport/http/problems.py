@@ -78,7 +78,10 @@ async def validation_error_handler(request: Request, exc: Exception) -> JSONResp
 
 async def http_error_handler(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large", 415: "unsupported_media_type"}.get(
-        exc.status_code, "invalid_input" if exc.status_code < 500 else "internal"
-    )
+    code = {
+        404: "not_found",
+        405: "method_not_allowed",
+        413: "payload_too_large",
+        415: "unsupported_media_type",
+    }.get(exc.status_code, "invalid_input" if exc.status_code < 500 else "internal")
     return problem(code, str(exc.detail), status=exc.status_code, instance=request.url.path)

@@ -58,7 +58,9 @@ def presented_key(headers: dict[str, str]) -> str | None:
 class AuthMiddleware:
     """Rejects requests without a valid API key (401 problem) except on ``exempt`` path prefixes."""
 
-    def __init__(self, app: ASGIApp, checker: KeyChecker, exempt: Sequence[str], on_reject: Any = None) -> None:
+    def __init__(
+        self, app: ASGIApp, checker: KeyChecker, exempt: Sequence[str], on_reject: Any = None
+    ) -> None:
         self.app = app
         self.checker = checker
         self.exempt = tuple(exempt)
@@ -74,7 +76,9 @@ class AuthMiddleware:
             return
         if self.on_reject is not None:
             self.on_reject("unauthenticated", scope["path"])
-        resp = problem("unauthenticated", "a valid API key is required (X-API-Key header or Authorization: Bearer)")
+        resp = problem(
+            "unauthenticated", "a valid API key is required (X-API-Key header or Authorization: Bearer)"
+        )
         await resp(scope, receive, send)
 
     def _exempt(self, path: str) -> bool:
@@ -85,7 +89,9 @@ class BodyLimitMiddleware:
     """Refuses bodies larger than the route's limit: at once from ``Content-Length``, otherwise while reading
     (the body is never buffered beyond the limit)."""
 
-    def __init__(self, app: ASGIApp, limits: Sequence[tuple[str, int]], default: int, on_reject: Any = None) -> None:
+    def __init__(
+        self, app: ASGIApp, limits: Sequence[tuple[str, int]], default: int, on_reject: Any = None
+    ) -> None:
         self.app = app
         self.limits = sorted(limits, key=lambda x: -len(x[0]))
         self.default = default

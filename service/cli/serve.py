@@ -1,0 +1,137 @@
+"""``posesvc serve``: start the engine, the HTTP server (REST, web page, metrics) and the gRPC server.
+
+Refuses to start without pose weights (naming the three ways to provide them) unless ``--allow-untrained``.
+SIGTERM/SIGINT: ``/readyz`` turns 503 and admission stops at once, admitted requests are drained within
+``engine.drain_grace_s``, then the workers stop and the process exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+from types import FrameType
+from typing import Any
+
+import uvicorn
+
+from .. import __version__
+from ..engine import PoseEngine
+from ..engine.factory import SettingsPipelineFactory
+from ..engine.metrics import metrics_hooks
+from ..observability.metrics import Metrics
+from ..settings import Settings
+from ..transport.grpc.server import AuthInterceptor, GrpcServer
+from ..transport.http.app import create_app
+from ..transport.http.security import KeyChecker
+from .common import add_model_args, load_model_card, settings_from_args
+
+log = logging.getLogger("posesvc.serve")
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("serve", help="run the pose service (REST + gRPC)")
+    add_model_args(p)
+    p.add_argument("--host", help="bind address (default: POSESVC_HOST or 127.0.0.1)")
+    p.add_argument("--http-port", type=int, help="HTTP port (default: POSESVC_HTTP_PORT or 8000)")
+    p.add_argument("--grpc-port", type=int, help="gRPC port (default: POSESVC_GRPC_PORT or 50051)")
+    p.add_argument("--no-grpc", action="store_true", help="serve HTTP only")
+    p.add_argument(
+        "--allow-untrained",
+        action="store_true",
+        default=None,
+        help="smoke run: random pose weights (and an untrained detector); results say trained=false",
+    )
+    p.add_argument(
+        "--detector-weights", help="person detector: local .pt, Ultralytics name, or .yaml (untrained)"
+    )
+    p.add_argument(
+        "--no-detector", action="store_true", help="serve without a person detector (clients send boxes)"
+    )
+    p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    p.set_defaults(func=run)
+
+
+def serve_settings(args: argparse.Namespace) -> Settings:
+    """Settings from env/.env with the command-line flags on top."""
+    s = settings_from_args(args)
+    upd: dict[str, object] = {}
+    if getattr(args, "no_grpc", False):
+        upd["enable_grpc"] = False
+    for flag in ("host", "http_port", "grpc_port", "allow_untrained"):
+        if getattr(args, flag, None) is not None:
+            upd[flag] = getattr(args, flag)
+    if args.log_level:
+        upd["log_level"] = args.log_level
+    if args.detector_weights:
+        upd["detector"] = s.detector.model_copy(update={"weights": args.detector_weights})
+    return s.model_copy(update=upd) if upd else s
+
+
+class _Server(uvicorn.Server):
+    """uvicorn server that also puts the engine into draining the moment a signal arrives."""
+
+    def __init__(self, config: uvicorn.Config, engine: PoseEngine) -> None:
+        super().__init__(config)
+        self.engine = engine
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        loop = self.engine.loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self.engine.begin_drain)
+        super().handle_exit(sig, frame)
+
+
+def run(args: argparse.Namespace) -> int:
+    s = serve_settings(args)
+    logging.getLogger("service").setLevel(s.log_level.upper())
+    log.setLevel(s.log_level.upper())
+    card = load_model_card(s)
+    factory = SettingsPipelineFactory(
+        s, card, allow_untrained=s.allow_untrained, detector=not args.no_detector
+    )
+    if factory.weights is None:
+        log.warning(
+            "no weights for %r: serving UNTRAINED (random) weights; results say trained=false", card.name
+        )
+    devices = s.devices()
+    factory.preload(devices[0])  # load weights and detector now: fail before binding the port
+    metrics = Metrics()
+    engine = PoseEngine.from_settings(s, factory, hooks=metrics_hooks(metrics))
+    grpc_server = None
+    if s.enable_grpc:
+
+        def grpc_reject(reason: str, _method: str) -> None:
+            metrics.requests_rejected_total.labels(reason=reason).inc()
+
+        interceptors = [AuthInterceptor(KeyChecker(s.api_key_hashes), grpc_reject)]
+        grpc_server = GrpcServer(engine, card, s, interceptors=interceptors, metrics=metrics)
+    metrics.set_build_info(
+        version=__version__,
+        pose_model=card.name,
+        detector="none" if args.no_detector else s.detector.weights,
+        device=",".join(devices),
+        precision=s.precision_for(devices[0]),
+        flip_test=s.flip_test,
+        decoder=card.codec,
+    )
+    app = create_app(s, engine, card=card, metrics=metrics, grpc_server=grpc_server)
+    config = uvicorn.Config(
+        app,
+        host=s.host,
+        port=s.http_port,
+        log_level=s.log_level,
+        lifespan="on",
+        timeout_graceful_shutdown=max(1, round(s.engine.drain_grace_s)),
+    )
+    server = _Server(config, engine)
+    # uvicorn re-raises the signal it caught after its graceful shutdown; make that a no-op so that a
+    # SIGTERM/SIGINT shutdown exits 0 instead of dying from the re-raised signal.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: None)
+    grpc_url = f" and grpc://{s.host}:{s.grpc_port}" if grpc_server else ""
+    log.info(
+        "serving %s on %s at http://%s:%d%s", card.name, ",".join(devices), s.host, s.http_port, grpc_url
+    )
+    server.run()
+    return 0

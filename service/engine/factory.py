@@ -1,0 +1,124 @@
+"""Building pipelines from :class:`~service.settings.Settings`: one model copy per device.
+
+Shared by ``posesvc serve`` (through :class:`SettingsPipelineFactory`) and the one-shot CLI commands.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from ..errors import WeightsError
+from ..pipeline.card import ModelCard
+from ..pipeline.detector import DetectorConfig, YoloPersonDetector
+from ..pipeline.estimator import EstimatorConfig, PoseEstimator
+from ..pipeline.pipeline import PosePipeline
+from ..pipeline.weights import missing_weights_message, resolve_weights
+from ..settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def estimator_config(s: Settings, device: str) -> EstimatorConfig:
+    """Compute settings for ``device``: fp16 on CUDA / fp32 on CPU unless ``precision`` says otherwise."""
+    return EstimatorConfig(
+        max_batch_crops=s.engine.max_batch_crops,
+        precision=s.precision_for(device),
+        channels_last=s.channels_last,
+        flip_default=s.flip_test,
+        max_offset=s.max_offset,
+    )
+
+
+def pose_weights(s: Settings, card: ModelCard, *, allow_untrained: bool) -> Path | None:
+    """The checkpoint to load (explicit ``model.weights``, else the cache); ``None`` when running untrained.
+
+    Raises:
+        WeightsError: no weights and not ``allow_untrained`` (the message names the three ways to get them).
+    """
+    path = resolve_weights(card, s.weights_dir, s.model.weights)
+    if path is None and not allow_untrained:
+        raise WeightsError(missing_weights_message(card, s.weights_dir))
+    return path
+
+
+def build_estimator(
+    s: Settings, card: ModelCard, device: str, weights: Path | None, *, allow_untrained: bool
+) -> PoseEstimator:
+    """The card's net with ``weights`` (strict, weights-only load) on ``device``."""
+    cfg = estimator_config(s, device)
+    return PoseEstimator.from_card(card, weights, device=device, config=cfg, allow_untrained=allow_untrained)
+
+
+def build_detector(
+    s: Settings, device: str, *, fallback_untrained: bool, warn: Callable[[str], None] = log.warning
+) -> YoloPersonDetector:
+    """The YOLO person detector on ``device``.
+
+    If its weights cannot be had (missing file; a model name that cannot be downloaded offline) this raises
+    :class:`WeightsError`, unless ``fallback_untrained``: then it builds the same architecture from its
+    ``.yaml`` with random weights (e.g. ``yolov8n.yaml``) and calls ``warn``.
+    """
+    cfg = DetectorConfig(
+        weights=s.detector.weights, conf=s.detector.conf, iou=s.detector.iou, max_det=s.detector.max_det,
+        imgsz=s.detector.imgsz, device=device, half=s.precision_for(device) == "fp16",
+    )  # fmt: skip
+    try:
+        return YoloPersonDetector(cfg)
+    except WeightsError as exc:
+        if not fallback_untrained:
+            raise
+        yaml = Path(cfg.weights).stem + ".yaml"
+        warn(f"{exc}\nfalling back to an UNTRAINED detector built from {yaml}")
+        return YoloPersonDetector(DetectorConfig(**{**cfg.__dict__, "weights": yaml}))
+
+
+class SettingsPipelineFactory:
+    """Builds a :class:`PosePipeline` per device from settings; an engine's ``factory``.
+
+    Args:
+        settings: the service settings (model, detector, precision...).
+        card: the model card.
+        allow_untrained: random pose weights when none are found, and an untrained detector fallback.
+        detector: build a person detector (``False``: clients must send boxes).
+
+    Raises:
+        WeightsError: at construction, when the pose weights are missing and not ``allow_untrained``.
+    """
+
+    def __init__(
+        self, settings: Settings, card: ModelCard, *, allow_untrained: bool = False, detector: bool = True
+    ) -> None:
+        self.settings = settings
+        self.card = card
+        self.allow_untrained = allow_untrained
+        self.with_detector = detector
+        self.weights = pose_weights(settings, card, allow_untrained=allow_untrained)
+        self._preloaded: dict[str, PosePipeline] = {}
+        self._lock = threading.Lock()
+
+    def preload(self, device: str) -> PosePipeline:
+        """Build now (to fail fast on bad weights or a missing detector); the next :meth:`__call__` for
+        ``device`` returns this pipeline instead of building another."""
+        pipe = self.build(device)
+        with self._lock:
+            self._preloaded[device] = pipe
+        return pipe
+
+    def __call__(self, device: str) -> PosePipeline:
+        with self._lock:
+            pipe = self._preloaded.pop(device, None)
+        return pipe if pipe is not None else self.build(device)
+
+    def build(self, device: str) -> PosePipeline:
+        est = build_estimator(
+            self.settings, self.card, device, self.weights, allow_untrained=self.allow_untrained
+        )
+        det = (
+            build_detector(self.settings, device, fallback_untrained=self.allow_untrained)
+            if self.with_detector
+            else None
+        )
+        return PosePipeline(est, det)
