@@ -164,15 +164,18 @@ class StudyConfig:
     encodings: tuple[Encoding, ...] = ENCODINGS
     decoders: tuple[DecoderName, ...] = DECODERS
     seed: int = 0
-    chunk_planes: int = 2048
+    #: heatmap pixels per chunk (planes per chunk = this // (H·W), so 85 planes at 64×48). It keeps the
+    #: float64 ``conv2d`` im2col buffer of the DARK blur (``planes × k × H × W × 8`` bytes = 23 MB for k = 11)
+    #: under glibc's 32 MB mmap ceiling, see :func:`keep_freed_memory`.
+    chunk_pixels: int = 262_144
     max_images: int | None = None
+    #: call :func:`keep_freed_memory` in the processes that run jobs (3× faster here).
+    tune_malloc: bool = True
     #: torch intra-op threads while a job runs (restored afterwards; ``None`` leaves them). DARK's float64
-    #: blur (``conv2d`` slow path) gained nothing from a 2nd thread on the 2-vCPU study machine (0.9 s with
-    #: 1 thread vs 0.9–1.5 s with 2, per 4352 planes of 64×48), so 1 is the default.
+    #: blur (``conv2d`` slow path) gained nothing from a 2nd thread on the 2-vCPU study machine, so 1.
     threads: int | None = 1
     #: worker processes, each running whole (resolution, encoding) jobs, largest first. Results do not
-    #: depend on it (every random draw is seeded per (resolution, degradation)). 2 workers gave no speed-up
-    #: on the (shared) 2-vCPU study machine.
+    #: depend on it (random draws are seeded per setting and per block of planes).
     workers: int = 1
 
 
@@ -317,26 +320,34 @@ def degrade(
     res: ResolutionSpec,
     encoding: Encoding,
     degradation: Degradation,
-    generator: torch.Generator,
+    seed: int,
+    first: int = 0,
 ) -> Tensor:
     """Apply ``degradation`` to the planes with ``weight > 0`` (the others stay all-zero).
 
-    Random draws come from ``generator`` in a fixed order whatever the encoding, so both encodings see the
-    same noise field / distractor positions.
+    Random draws are made per block of :data:`RNG_BLOCK` rows (dim 0), block ``b`` (counted from global
+    row ``first``, a multiple of the block) with its own generator seeded from ``(seed, b)``: the draws do
+    not depend on the encoding (both see the same noise field / distractor positions) nor on the chunking.
 
     Args:
         targets: ``(N, K, H, W)`` float32.
         weight: ``(N, K)`` float32.
         keypoints_hm: ``(N, K, 2)`` float64 heatmap px (the un-quantised keypoints).
+        seed: the setting's seed (:func:`setting_seed`).
+        first: global index of row 0 (for the random blocks).
     """
     if degradation.kind == "none":
         return targets
+    if first % RNG_BLOCK:
+        raise ValueError(f"first row {first} is not a multiple of the random block {RNG_BLOCK}")
     on = (weight > 0)[..., None, None]
     if degradation.kind == "noise":
-        noise = torch.randn(targets.shape, generator=generator, dtype=torch.float32)
+        noise = _blockwise(targets.shape, seed, first, lambda shape, g: torch.randn(shape, generator=g))
         return torch.where(on, targets + degradation.level * noise, targets)
     n, k = weight.shape
-    u = torch.rand((n, k, 2), generator=generator, dtype=torch.float64)
+    u = _blockwise(
+        (n, k, 2), seed, first, lambda shape, g: torch.rand(shape, generator=g, dtype=torch.float64)
+    )
     radius = (
         degradation.min_sigmas + (degradation.max_sigmas - degradation.min_sigmas) * u[..., 0]
     ) * res.sigma
@@ -344,6 +355,23 @@ def degrade(
     shifted = keypoints_hm + torch.stack([radius * torch.cos(angle), radius * torch.sin(angle)], dim=-1)
     second, _ = encode(shifted, (weight > 0).to(torch.float32), res, encoding)
     return torch.where(on, targets + degradation.level * second, targets)
+
+
+#: rows (heatmap planes in :func:`run_encoding`) per random-number block; chunks are multiples of it.
+RNG_BLOCK = 32
+
+
+def _blockwise(
+    shape: Sequence[int], seed: int, first: int, draw: Callable[[tuple[int, ...], torch.Generator], Tensor]
+) -> Tensor:
+    """``draw`` a tensor of ``shape`` block by block along dim 0 (see :func:`degrade`)."""
+    parts = []
+    for b0 in range(0, shape[0], RNG_BLOCK):
+        rows = min(RNG_BLOCK, shape[0] - b0)
+        block = (first + b0) // RNG_BLOCK
+        gen = torch.Generator().manual_seed((seed * 1_048_576 + block) % 2**63)
+        parts.append(draw((rows, *shape[1:]), gen))
+    return torch.cat(parts) if parts else torch.zeros(tuple(shape))
 
 
 def decode(heatmaps: Tensor, decoder: DecoderName, blur_kernel: int = 11) -> tuple[Tensor, Tensor]:
@@ -408,15 +436,16 @@ def run_encoding(
     degradations: Sequence[Degradation],
     keys: Sequence[DecoderKey],
     seed: int = 0,
-    chunk_planes: int = 2048,
+    chunk_planes: int = 64,
 ) -> dict[tuple[str, DecoderKey], Decoded]:
     """Encode → degrade → decode → image px for one (resolution, encoding), every degradation and decoder.
 
-    Vectorised over the flat list of labelled joints (persons × joints with ``v > 0``), ``chunk_planes``
-    heatmap planes at a time, each encoded as an ``(M, 1, H, W)`` batch. The clean targets of a chunk are
-    shared by all degradations, and the degraded heatmaps by all decoders. Only planes with weight > 0 are
-    decoded: every other plane is all zeros in every setting, for which all three decoders return ``(0, 0)``
-    with score 0 (the library behaviour, asserted by the tests), so that value is filled in directly.
+    Vectorised over the flat list of labelled joints (persons × joints with ``v > 0``),
+    ``chunk_planes`` heatmap planes at a time (rounded down to a multiple of :data:`RNG_BLOCK`, at least
+    one block), each encoded as an ``(M, 1, H, W)`` batch. The clean targets of a chunk are shared by all
+    degradations, and the degraded heatmaps by all decoders. Only planes with weight > 0 are decoded: every
+    other plane is all zeros in every setting, for which all three decoders return ``(0, 0)`` with score 0
+    (the library behaviour, asserted by the tests), so that value is filled in directly.
 
     Returns:
         ``{(degradation label, decoder key): Decoded}``.
@@ -424,7 +453,8 @@ def run_encoding(
     n = len(persons)
     pi, ji = np.nonzero(persons.visible)
     kp_flat = torch.from_numpy(geo.keypoints_hm[pi, ji]).view(-1, 1, 2)
-    gens = {d.label: torch.Generator().manual_seed(setting_seed(seed, res, d)) for d in degradations}
+    seeds = {d.label: setting_seed(seed, res, d) for d in degradations}
+    chunk_planes = max(RNG_BLOCK, chunk_planes // RNG_BLOCK * RNG_BLOCK)
     coords = {(d.label, key): np.zeros((len(pi), 2), np.float64) for d in degradations for key in keys}
     scores = {(d.label, key): np.zeros(len(pi), np.float32) for d in degradations for key in keys}
     weight_flat = np.zeros(len(pi), np.float32)
@@ -435,7 +465,8 @@ def run_encoding(
         idx = np.arange(sl.start, sl.stop)[on]
         weight_flat[sl] = weight[:, 0].numpy()
         for deg in degradations:
-            heatmaps = degrade(targets, weight, kp, res, encoding, deg, gens[deg.label])[torch.from_numpy(on)]
+            heatmaps = degrade(targets, weight, kp, res, encoding, deg, seeds[deg.label], sl.start)
+            heatmaps = heatmaps[torch.from_numpy(on)]
             for key in keys:
                 c, s = decode(heatmaps, key[0], key[1] or 11)
                 coords[(deg.label, key)][idx] = c[:, 0].to(torch.float64).numpy()
@@ -619,7 +650,8 @@ def run_study(config: StudyConfig, log: Log | None = None) -> StudyResult:
             for r in config.resolutions
             for d in config.degradations
         },
-        "chunk_planes": config.chunk_planes,
+        "chunk_pixels": config.chunk_pixels,
+        "tune_malloc": config.tune_malloc,
         "max_images": config.max_images,
         "torch_threads_per_worker": config.threads,
         "workers": config.workers,
@@ -633,6 +665,29 @@ def run_study(config: StudyConfig, log: Log | None = None) -> StudyResult:
     }
     say(f"done in {runtime:.1f}s")
     return StudyResult(rows, meta)
+
+
+def keep_freed_memory() -> bool:
+    """glibc only: stop returning freed memory to the OS (``mallopt``: mmap threshold 32 MB, trim threshold
+    1 GB) for the rest of the process; returns whether it was applied.
+
+    PyTorch's CPU allocator is plain ``malloc``. With glibc's defaults the large per-chunk temporaries of
+    the study (heatmaps, the float64 blur's im2col buffer) are mmapped or trimmed away and page-faulted
+    afresh on every call: on the 2-vCPU study machine that made system time exceed user time (87 M minor
+    faults in the full run) and the whole study ~3× slower. The cost is that up to ~1 GB of freed heap stays
+    with the process.
+    """
+    if platform.system() != "Linux":
+        return False
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        m_trim_threshold, m_mmap_threshold = -1, -3
+        ok = libc.mallopt(m_mmap_threshold, 32 * 1024 * 1024) == 1
+        return bool(ok and libc.mallopt(m_trim_threshold, 1 << 30) == 1)
+    except (OSError, AttributeError):
+        return False
 
 
 @dataclass(frozen=True)
@@ -655,13 +710,14 @@ def _run_job_with(
     threads_before = torch.get_num_threads()
     if config.threads is not None:
         torch.set_num_threads(config.threads)
+    if config.tune_malloc:
+        keep_freed_memory()
     try:
         t1 = time.perf_counter()
         geo = heatmap_geometry(persons, res)
         keys = decoder_keys(res, config.decoders)
-        decoded = run_encoding(
-            persons, geo, res, encoding, config.degradations, keys, config.seed, config.chunk_planes
-        )
+        planes = max(1, config.chunk_pixels // (res.width * res.height))
+        decoded = run_encoding(persons, geo, res, encoding, config.degradations, keys, config.seed, planes)
         t2 = time.perf_counter()
         rows: list[StudyRow] = []
         lines = []
