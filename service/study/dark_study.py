@@ -781,10 +781,11 @@ def markdown_table(rows: Sequence[StudyRow]) -> str:
 
 
 def plot_study(rows: Sequence[StudyRow], path: Path, noise_label: str | None = None) -> None:
-    """AP (top) and mean image-px error (bottom) vs heatmap resolution, one line per decoder (primary
-    kernels): unbiased/clean, quantised/clean, and unbiased with ``noise_label`` (default: the middle noise
-    level present)."""
+    """AP (top) and mean image-px error over encoded joints (bottom, log scale) vs heatmap resolution, one
+    line per decoder (primary kernels): unbiased/clean, quantised/clean, and unbiased with ``noise_label``
+    (default: the middle noise level present)."""
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -822,16 +823,18 @@ def plot_study(rows: Sequence[StudyRow], path: Path, noise_label: str | None = N
                 xs, [100 * pts[labels[i]].AP for i in xs], marker=marker, color=color, label=name
             )
             axes[1, col].plot(
-                xs, [pts[labels[i]].err_img_mean for i in xs], marker=marker, color=color, label=name
+                xs, [pts[labels[i]].err_img_mean_enc for i in xs], marker=marker, color=color, label=name
             )
         axes[0, col].set_title(title, fontsize=10)
         axes[0, col].grid(alpha=0.3)
         axes[1, col].grid(alpha=0.3)
         axes[1, col].set_yscale("log")
+        axes[1, col].yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+        axes[1, col].yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         axes[1, col].set_xticks(range(len(labels)), labels)
         axes[1, col].set_xlabel("heatmap resolution (H×W)")
     axes[0, 0].set_ylabel("COCO keypoint AP (%)")
-    axes[1, 0].set_ylabel("mean error (image px, log)")
+    axes[1, 0].set_ylabel("mean error, encoded joints (image px)")
     axes[0, 0].legend(fontsize=8, loc="lower right")
     fig.suptitle("Decoding GT-synthesised heatmaps, COCO val2017 subset (no network)", fontsize=11)
     fig.tight_layout()
