@@ -10,7 +10,11 @@ cd "$(dirname "$0")/.."
 VENV="${1:-.venv}"
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
-if ! command -v docker-compose >/dev/null 2>&1; then
+APT_PKGS=""
+command -v docker-compose >/dev/null 2>&1 || APT_PKGS="$APT_PKGS docker-compose"
+# Headless Chromium for the web-page test (Playwright drives it with executablePath=/usr/bin/chromium).
+[ -x /usr/bin/chromium ] || APT_PKGS="$APT_PKGS chromium"
+if [ -n "$APT_PKGS" ]; then
     SUDO=""
     if [ "$(id -u)" -ne 0 ]; then
         if command -v sudo >/dev/null 2>&1; then SUDO="sudo"; else
@@ -19,7 +23,8 @@ if ! command -v docker-compose >/dev/null 2>&1; then
         fi
     fi
     $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends docker-compose >/dev/null
+    # shellcheck disable=SC2086
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $APT_PKGS >/dev/null
 fi
 
 if [ ! -x "$VENV/bin/python" ]; then
@@ -30,7 +35,8 @@ fi
     "kubernetes-validate>=1.30" \
     "jsonschema>=4.18" \
     "pyyaml>=6.0" \
-    "prometheus-client>=0.20"
+    "prometheus-client>=0.20" \
+    "playwright>=1.40"
 
 docker-compose version --short
 "$VENV/bin/hadolint" --version

@@ -9,9 +9,9 @@ from collections.abc import Sequence
 
 from .. import __version__
 from ..errors import PoseServiceError
-from . import predict, serve, weights
+from . import predict, serve, study, weights
 
-COMMANDS = [predict, serve, weights]
+COMMANDS = [predict, serve, study, weights]
 
 
 def build_parser() -> argparse.ArgumentParser:

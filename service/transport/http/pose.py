@@ -221,7 +221,11 @@ async def _submit(
 ) -> tuple[PoseResult, str]:
     engine = request.app.state.engine
     req = PoseRequest(image=data, boxes=parsed.boxes, options=parsed.options, deadline=parsed.deadline)
-    return await engine.submit(req), req.request_id
+    try:
+        return await engine.submit(req), req.request_id
+    except PoseServiceError as exc:
+        exc.counted = True  # type: ignore[attr-defined]  # the engine's hooks counted the rejection
+        raise
 
 
 def _joint_names(request: Request) -> Any:

@@ -62,8 +62,27 @@ def error_response(exc: PoseServiceError, instance: str | None = None) -> JSONRe
     return resp
 
 
+#: error code → ``reason`` label of ``posesvc_requests_rejected_total`` (bounded set)
+REJECT_REASON = {
+    "overloaded": "queue_full",
+    "undecodable_image": "invalid_image",
+    "invalid_boxes": "invalid_input",
+    "invalid_input": "invalid_input",
+    "unsupported_media_type": "unsupported_media_type",
+    "image_too_large": "image_too_large",
+    "payload_too_large": "payload_too_large",
+    "deadline_exceeded": "deadline_exceeded",
+    "not_ready": "not_ready",
+    "unauthenticated": "unauthenticated",
+}
+
+
 async def service_error_handler(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, PoseServiceError)
+    # errors raised by the engine were counted there; count the ones the transport raised itself
+    metrics = getattr(request.app.state, "metrics", None)
+    if metrics is not None and not getattr(exc, "counted", False) and exc.code in REJECT_REASON:
+        metrics.requests_rejected_total.labels(reason=REJECT_REASON[exc.code]).inc()
     return error_response(exc, request.url.path)
 
 

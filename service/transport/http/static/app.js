@@ -74,6 +74,8 @@ async function estimate(blob, source) {
   form.append("image", blob, "image");
   form.append("flip", $("flip").checked ? "true" : "false");
   form.append("min_score", $("minscore").value || "0");
+  const boxes = $("boxes").value.trim();
+  if (boxes) form.append("boxes", boxes);
   const t0 = performance.now();
   const r = await fetch("v1/pose", { method: "POST", body: form, headers: headers() });
   const body = await r.json().catch(() => ({}));
