@@ -34,6 +34,10 @@ def register(sub: Any) -> None:
     p.add_argument("--image-id", type=int, default=0, help="image_id for --format coco")
     p.add_argument("--min-score", type=float, default=0.0)
     p.add_argument("--max-persons", type=int)
+    p.add_argument(
+        "--url", help="send the image to a running server instead (http://host:port or grpc://host:port)"
+    )
+    p.add_argument("--api-key", help="API key for --url (or POSESVC_API_KEY)")
     p.set_defaults(func=run)
 
 
@@ -56,6 +60,8 @@ def parse_boxes(text: str | None) -> np.ndarray | None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.url:
+        return run_remote(args)
     s = settings_from_args(args)
     card = load_model_card(s)
     boxes = parse_boxes(args.boxes)
@@ -84,4 +90,38 @@ def run(args: argparse.Namespace) -> int:
         data = encode_jpeg(drawn) if args.render.suffix.lower() in (".jpg", ".jpeg") else encode_png(drawn)
         args.render.write_bytes(data)
         print(f"wrote {args.render}", file=sys.stderr)
+    return 0
+
+
+def run_remote(args: argparse.Namespace) -> int:
+    """``--url``: the same output, computed by a running server (REST or gRPC)."""
+    import os
+
+    from ..client import ClientError, connect
+    from ..pipeline.card import COCO_JOINTS
+    from ..pipeline.render import encode_jpeg, encode_png
+
+    boxes = parse_boxes(args.boxes)
+    client = connect(args.url, api_key=args.api_key or os.environ.get("POSESVC_API_KEY"))
+    opts = PoseOptions(
+        flip=False if args.no_flip else None, min_score=args.min_score, max_persons=args.max_persons
+    )
+    try:
+        result = client.estimate(
+            args.image.read_bytes(), boxes=None if boxes is None else boxes.tolist(), options=opts
+        )
+    except ClientError as exc:
+        print(f"posesvc predict: server error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        client.close()
+    out: Any = result.to_coco(args.image_id) if args.format == "coco" else result.to_dict(COCO_JOINTS)
+    json.dump(out, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+    if args.render:
+        image = read_image_file(str(args.image), honour_exif=not args.no_exif)
+        drawn = render_poses(image, result)
+        args.render.parent.mkdir(parents=True, exist_ok=True)
+        suffix = args.render.suffix.lower()
+        args.render.write_bytes(encode_jpeg(drawn) if suffix in (".jpg", ".jpeg") else encode_png(drawn))
     return 0

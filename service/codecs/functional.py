@@ -28,18 +28,10 @@ def get_heatmap_maximum(heatmaps: Tensor) -> tuple[Tensor, Tensor]:
         heatmaps: ``(N, K, H, W)``.
 
     Returns:
-        coords ``(N, K, 2)`` float32 ``(x, y)`` of the first maximum in row-major order, set to ``(0, 0)``
-        where the maximum is not ``> 0`` (NaN included), and scores ``(N, K)`` float32 (the raw maxima).
-    """
-    coords, maxvals, _ = _maximum_with_row_max(heatmaps)
-    return coords, maxvals
-
-
-def _maximum_with_row_max(heatmaps: Tensor) -> tuple[Tensor, Tensor, None]:
-    """:func:`get_heatmap_maximum` (plus a placeholder kept for call compatibility).
-
-    The index is the first maximum in row-major order, as ``np.argmax`` (NaN wins and is then masked).
-    On CPU NumPy's SIMD argmax is used (several times faster than ``torch.argmax`` there).
+        coords ``(N, K, 2)`` float32 ``(x, y)`` of the first maximum in row-major order (``np.argmax``
+        semantics: NaN wins), set to ``(0, 0)`` where the maximum is not ``> 0`` (NaN included), and scores
+        ``(N, K)`` float32 (the raw maxima). On CPU NumPy's SIMD argmax is used (several times faster than
+        ``torch.argmax`` there).
     """
     n, k, h, w = heatmaps.shape
     flat = heatmaps.reshape(n, k, h * w)
@@ -50,7 +42,7 @@ def _maximum_with_row_max(heatmaps: Tensor) -> tuple[Tensor, Tensor, None]:
         idx = flat.argmax(dim=2)
     coords = torch.stack([idx % w, torch.div(idx, w, rounding_mode="floor")], dim=-1).to(torch.float32)
     coords = torch.where((maxvals > 0).unsqueeze(-1), coords, torch.zeros_like(coords))
-    return coords, maxvals.to(torch.float32), None
+    return coords, maxvals.to(torch.float32)
 
 
 @functools.lru_cache(maxsize=16)
@@ -102,12 +94,12 @@ def _band_matrix(size: int, ksize: int, device: torch.device | str) -> Tensor:
     return torch.where(ok, taps[d.clamp(0, ksize - 1)], torch.zeros((), dtype=torch.float64, device=device))
 
 
-def _local_blur(heatmaps: Tensor, coords: Tensor, ksize: int, radius: int) -> tuple[Tensor, Tensor]:
+def _local_blur(heatmaps: Tensor, coords: Tensor, ksize: int, radius: int) -> tuple[Tensor, Tensor, Tensor]:
     """Blurred values (float64, zero-padded, the taps of :func:`dark_blur`) on the ``(2·radius+1)²`` grid
     around each integer maximum, from a ``(2·(radius+b)+1)²`` raw patch instead of the whole plane.
 
-    Returns the grid ``(N, K, S, S)`` float64 indexed ``[dy+radius, dx+radius]`` and an ``(N, K, S, S)`` mask
-    of grid positions that lie inside the plane.
+    Returns the grid ``(N, K, S, S)`` float64 indexed ``[dy+radius, dx+radius]``, an ``(N, K, S, S)`` mask
+    of grid positions that lie inside the plane, and the raw float64 patch (zeros outside the plane).
     """
     n, k, h, w = heatmaps.shape
     dev = heatmaps.device
@@ -131,11 +123,9 @@ def _local_blur(heatmaps: Tensor, coords: Tensor, ksize: int, radius: int) -> tu
     d = c - j
     ok = (d >= 0) & (d < ksize)
     tx = torch.where(ok, taps[d.clamp(0, ksize - 1)], torch.zeros((), dtype=torch.float64, device=dev))
-    grid = torch.matmul(
-        tx.T, torch.matmul(patch, tx)
-    )  # rows first, then columns, as OpenCV's separable filter
+    grid = torch.matmul(tx.T, torch.matmul(patch, tx))  # rows, then columns, as OpenCV's separable filter
     grid_inside = inside[..., b : b + out, b : b + out]
-    return grid, grid_inside
+    return grid, grid_inside, patch
 
 
 # (dy, dx) offsets of the 13-point stencil used by the Taylor step.
@@ -257,30 +247,45 @@ def dark_decode(
         coords ``(N, K, 2)`` float32 heatmap px and scores ``(N, K)`` float32 (raw maxima).
     """
     heatmaps = heatmaps.to(torch.float32)
-    coords, maxvals, row_max = _maximum_with_row_max(heatmaps)
+    coords, maxvals = get_heatmap_maximum(heatmaps)
     n, k, h, w = heatmaps.shape
     if h < 5 or w < 5 or n * k == 0:
         return coords, maxvals
     dev = heatmaps.device
     b = (blur_kernel - 1) // 2
-    radius = b + 3
+    core = 3
     # Local exact path. The official decoder blurs the whole plane (float64), rescales it by
-    # r = raw_max / max(blurred) (float32), floors at 1e-10 and takes logs; the Taylor step then reads a 5×5
-    # neighbourhood. We blur only a (2·radius+1)² grid around the maximum. The rescale needs the plane's
-    # blurred maximum; it provably lies in that grid when the grid's maximum is >= every raw value farther
-    # than radius - b = 3 px from the peak (a zero-padded, normalised, non-negative blur never exceeds the
-    # largest raw value it reaches; positions outside the plane are zeros). Planes where this bound does not
-    # hold (noise, several peaks) are decoded on the literal full-plane path, so results are the same either way.
-    grid, grid_inside = _local_blur(heatmaps, coords, blur_kernel, radius)
-    grid32 = grid.to(torch.float32)
-    neg_inf = torch.tensor(float("-inf"), dtype=torch.float32, device=dev)
-    local_max = torch.where(grid_inside, grid32, neg_inf).flatten(2).amax(-1)  # (N, K)
-    far_max = _max_outside_box(heatmaps, coords, 3, row_max).clamp_min(0.0)
+    # r = raw_max / max(blurred) (float32), floors at 1e-10 and takes logs; the Taylor step then reads the 5×5
+    # neighbourhood of the maximum. We blur exactly only that 5×5 grid G (from a raw patch of radius 2 + b).
+    # r needs the plane's blurred maximum, which equals max(G) whenever no position outside G can exceed it;
+    # for such a position x (Chebyshev distance >= 3 from the peak) a zero-padded normalised blur gives
+    #   blurred(x) <= (blur of the raw 7×7 core C)(x) + far · (1 - kernel mass that x's window puts on C),
+    # where far bounds the raw values outside C (>= 0). That bound is evaluated on the ring of positions whose
+    # window reaches C; farther out it is just far. Planes where max(G) does not dominate the bound (noise,
+    # several peaks) take the literal full-plane path, so the result is the same either way.
+    grid, grid_inside, patch = _local_blur(heatmaps, coords, blur_kernel, 2)
+    local_max = torch.where(grid_inside, grid, torch.tensor(float("-inf"), dtype=grid.dtype, device=dev))
+    local_max = local_max.flatten(2).amax(-1)  # (N, K) float64: max of the exact 5×5 blurred grid
+    far = _max_outside_box(heatmaps, coords, core).clamp_min(0.0).to(torch.float64)
+    c0 = 2 + b - core
+    core_patch = patch[..., c0 : c0 + 2 * core + 1, c0 : c0 + 2 * core + 1]  # (N, K, 7, 7), zeros off-plane
+    ring_blur, ring_mass = _core_blur(
+        core_patch, blur_kernel, core
+    )  # (N, K, S, S), (S, S) with S = 2(core+b)+1
+    bound = ring_blur + far[..., None, None] * (1.0 - ring_mass)
+    rr = core + b
+    offs = torch.arange(-rr, rr + 1, device=dev)
+    ring = (offs.abs().view(-1, 1) > 2) | (offs.abs().view(1, -1) > 2)  # outside G
+    ys = coords[..., 1].to(torch.long)[..., None, None] + offs.view(1, 1, -1, 1)
+    xs = coords[..., 0].to(torch.long)[..., None, None] + offs.view(1, 1, 1, -1)
+    on_plane = (ys >= 0) & (ys < h) & (xs >= 0) & (xs < w)
+    bound = torch.where(ring & on_plane, bound, torch.tensor(float("-inf"), dtype=bound.dtype, device=dev))
+    outside_max = torch.maximum(bound.flatten(2).amax(-1), far)
     inside = (coords[..., 0] > 1) & (coords[..., 0] < w - 2) & (coords[..., 1] > 1) & (coords[..., 1] < h - 2)
-    local_ok = (local_max >= far_max) & (local_max > 0) & torch.isfinite(local_max)
-    ratio = maxvals / local_max  # float32, as the official origin_max / max(blurred)
-    c0 = radius - 2
-    stencil = grid32[..., c0 : c0 + 5, c0 : c0 + 5] * ratio[..., None, None]
+    local_ok = (local_max >= outside_max) & (local_max > 0) & torch.isfinite(local_max)
+    grid32 = grid.to(torch.float32)
+    ratio = maxvals / local_max.to(torch.float32)  # float32, as the official origin_max / max(blurred)
+    stencil = grid32 * ratio[..., None, None]
     logs_local = torch.log(torch.maximum(stencil, torch.tensor(1e-10, dtype=torch.float32, device=dev)))
     step = dark_taylor(logs_local, torch.full_like(coords, 2.0), max_offset)
     use = inside & local_ok & step.applied
@@ -295,34 +300,45 @@ def dark_decode(
     return refined, maxvals
 
 
-def _max_outside_box(heatmaps: Tensor, coords: Tensor, half: int, row_max: Tensor | None = None) -> Tensor:
-    """``(N, K)`` maximum of each plane outside the ``(2·half+1)²`` box centred on ``coords`` (-inf if none).
+@functools.lru_cache(maxsize=16)
+def _core_taps(ksize: int, core: int, device: str) -> tuple[Tensor, Tensor]:
+    """``tx`` ``(2·core+1, S)``: weight of core column ``c`` for ring column ``j`` (``S = 2(core+b)+1``), and the
+    kernel mass the window of each ring position puts on the core box, ``(S, S)``."""
+    b = (ksize - 1) // 2
+    side, out = 2 * core + 1, 2 * (core + b) + 1
+    taps = gaussian_taps(ksize, device)
+    c = torch.arange(side, device=device).view(-1, 1)
+    j = torch.arange(out, device=device).view(1, -1)
+    d = j - c
+    ok = (d >= 0) & (d < ksize)
+    tx = torch.where(ok, taps[d.clamp(0, ksize - 1)], torch.zeros((), dtype=torch.float64, device=device))
+    col_mass = tx.sum(0)  # (S,)
+    return tx, col_mass.view(-1, 1) * col_mass.view(1, -1)
 
-    Uses maxima of 8-row blocks (fast contiguous reductions) for blocks clear of the box's rows, and the rows
-    of the (at most two) blocks the box's rows touch, with the box masked out.
-    """
-    del row_max
+
+def _core_blur(core_patch: Tensor, ksize: int, core: int) -> tuple[Tensor, Tensor]:
+    """Blur of a ``(2·core+1)²`` raw core (float64, zero elsewhere) on the ``S×S`` grid of positions whose window
+    reaches it, plus the kernel mass on the core per position."""
+    tx, mass = _core_taps(ksize, core, str(core_patch.device))
+    return torch.matmul(tx.T, torch.matmul(core_patch, tx)), mass
+
+
+def _max_outside_box(heatmaps: Tensor, coords: Tensor, half: int) -> Tensor:
+    """``(N, K)`` maximum of each plane outside the ``(2·half+1)²`` box centred on ``coords`` (-inf if none):
+    a copy of the planes with the box set to -inf, then one contiguous reduction."""
     n, k, h, w = heatmaps.shape
     dev = heatmaps.device
-    bs = 8 if h % 8 == 0 and 2 * half + 1 <= 8 else 1
-    nb = h // bs
-    nt = 2 if bs > 1 else 2 * half + 1
     px = coords[..., 0].to(torch.long)
     py = coords[..., 1].to(torch.long)
-    block_max = heatmaps.reshape(n, k, nb, bs * w).amax(dim=3)  # (N, K, nb)
-    b_lo = (py - half).clamp(0, h - 1) // bs
-    b_hi = (py + half).clamp(0, h - 1) // bs
-    blocks = torch.arange(nb, device=dev).view(1, 1, nb)
-    touching = (blocks >= b_lo[..., None]) & (blocks <= b_hi[..., None])
-    clear = block_max.masked_fill(touching, float("-inf")).amax(dim=2)
-    rows = (b_lo[..., None] * bs + torch.arange(nt * bs, device=dev).view(1, 1, -1)).clamp(
-        0, h - 1
-    )  # (N, K, R)
-    band = torch.gather(heatmaps, 2, rows[..., None].expand(n, k, rows.shape[-1], w))  # (N, K, R, W)
-    cols = torch.arange(w, device=dev).view(1, 1, 1, w)
-    near = ((rows - py[..., None]).abs() <= half)[..., None] & ((cols - px[..., None, None]).abs() <= half)
-    band_max = band.masked_fill(near, float("-inf")).flatten(2).amax(dim=2)
-    return torch.maximum(clear, band_max)
+    off = torch.arange(-half, half + 1, device=dev)
+    ys = (py[..., None, None] + off.view(1, 1, -1, 1)).expand(n, k, 2 * half + 1, 2 * half + 1)
+    xs = (px[..., None, None] + off.view(1, 1, 1, -1)).expand(n, k, 2 * half + 1, 2 * half + 1)
+    valid = (ys >= 0) & (ys < h) & (xs >= 0) & (xs < w)
+    peak = (py * w + px)[..., None, None]
+    idx = torch.where(valid, ys * w + xs, peak).reshape(n, k, -1)  # off-plane entries re-mask the peak
+    flat = heatmaps.reshape(n, k, h * w).clone()
+    flat.scatter_(2, idx, float("-inf"))
+    return flat.amax(dim=2)
 
 
 def dark_decode_exact(
