@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv run test lint typecheck bench clean
+.PHONY: venv run predict test lint typecheck bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -14,8 +14,13 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-## Run posesvc on a bundled sample photo (untrained weights, with a warning, unless real weights are cached).
+## Run the service on 127.0.0.1 (HTTP 8000, gRPC 50051). Real weights are used when cached; otherwise it
+## starts with explicitly untrained weights (a warning, and trained=false in every answer).
 run: $(STAMP)
+	$(BIN)/posesvc serve --allow-untrained
+
+## One-shot: posesvc predict on a bundled sample photo, JSON on stdout, drawing in artifacts/.
+predict: $(STAMP)
 	$(BIN)/posesvc predict "$$($(BIN)/python -c "import ultralytics, pathlib; print(pathlib.Path(ultralytics.__file__).parent / 'assets' / 'bus.jpg')")" --render artifacts/bus_pose.png
 
 ## The test suite CI runs (lint + types + tests).
