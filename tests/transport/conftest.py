@@ -50,7 +50,8 @@ def start_server(tmp: Path, card: Path, weights: Path | None, extra_env: dict[st
     cmd = [sys.executable, "-m", "service.cli.main", "serve", "--card", str(card),
            *(["--weights", str(weights)] if weights is not None else []), "--host", "127.0.0.1", "--http-port", str(hp), "--grpc-port", str(gp),
            "--detector-weights", "yolov8n.yaml", "--allow-untrained", *(extra_args or [])]  # fmt: skip
-    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=open(log, "wb"), stderr=subprocess.STDOUT)
+    with open(log, "wb") as out:  # the child keeps its own copy of the descriptor
+        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{hp}"
     end = time.monotonic() + timeout_s
     while time.monotonic() < end:

@@ -22,10 +22,17 @@ BOX = [[100.0, 50.0, 200.0, 300.0, 0.9]]
 
 def huge_png(width: int = 100_000, height: int = 100_000) -> bytes:
     def chunk(kind: bytes, payload: bytes) -> bytes:
-        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+        return (
+            struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+        )
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + chunk(b"IEND", b"")
+    )
 
 
 def big_noise_png(nbytes: int) -> bytes:
@@ -40,7 +47,13 @@ def big_noise_png(nbytes: int) -> bytes:
 def post(server, data: bytes, boxes=BOX, ctype="image/jpeg", headers=None, **fields):
     form = {"boxes": json.dumps(boxes)} if boxes is not None else {}
     form.update({k: str(v) for k, v in fields.items()})
-    return httpx.post(server.http + "/v1/pose", files={"image": ("x", data, ctype)}, data=form, headers=headers or {}, timeout=120)
+    return httpx.post(
+        server.http + "/v1/pose",
+        files={"image": ("x", data, ctype)},
+        data=form,
+        headers=headers or {},
+        timeout=120,
+    )
 
 
 def assert_problem(r: httpx.Response, status: int, code: str) -> dict:
@@ -82,7 +95,9 @@ class TestRest:
 
     def test_image_too_many_bytes(self, server):
         data = big_noise_png(2 * 1024 * 1024 + 10)
-        r = httpx.post(server.http + "/v1/pose", content=data, headers={"Content-Type": "image/png"}, timeout=60)
+        r = httpx.post(
+            server.http + "/v1/pose", content=data, headers={"Content-Type": "image/png"}, timeout=60
+        )
         assert_problem(r, 413, "payload_too_large")
 
     def test_body_limit_enforced_while_reading(self, server):
@@ -92,7 +107,9 @@ class TestRest:
             for _ in range(64):
                 yield b"\0" * (64 * 1024)
 
-        r = httpx.post(server.http + "/v1/pose", content=chunks(), headers={"Content-Type": "image/png"}, timeout=60)
+        r = httpx.post(
+            server.http + "/v1/pose", content=chunks(), headers={"Content-Type": "image/png"}, timeout=60
+        )
         assert_problem(r, 413, "payload_too_large")
 
     @pytest.mark.parametrize(
@@ -110,7 +127,11 @@ class TestRest:
         ],
     )
     def test_bad_boxes(self, server, coco_jpeg, boxes, match):
-        r = httpx.post(server.http + "/v1/pose", files={"image": ("x.jpg", coco_jpeg, "image/jpeg")}, data={"boxes": boxes})
+        r = httpx.post(
+            server.http + "/v1/pose",
+            files={"image": ("x.jpg", coco_jpeg, "image/jpeg")},
+            data={"boxes": boxes},
+        )
         assert r.status_code in (400, 422)
         body = r.json()
         assert body["type"] == "urn:posesvc:problem:invalid_boxes" and match in body["detail"]
@@ -177,7 +198,15 @@ def test_models_and_openapi(server):
     assert m["models"][0]["name"] == "darkpose_small_fixture" and m["models"][0]["trained"] is True
     assert m["models"][0]["input_size"] == [192, 256] and m["models"][0]["convention"] == "darkpose"
     spec = httpx.get(server.http + "/openapi.json").json()
-    assert {"/v1/pose", "/v1/pose/batch", "/v1/pose/render", "/v1/models", "/healthz", "/readyz", "/metrics"} <= set(spec["paths"])
+    assert {
+        "/v1/pose",
+        "/v1/pose/batch",
+        "/v1/pose/render",
+        "/v1/models",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+    } <= set(spec["paths"])
     content = spec["paths"]["/v1/pose"]["post"]["requestBody"]["content"]
     assert {"multipart/form-data", "image/jpeg", "image/png", "image/webp"} <= set(content)
     assert httpx.get(server.http + "/docs").status_code == 200
@@ -192,7 +221,9 @@ def stub(server):
 
 
 def _req(image: bytes, boxes=BOX, **opts) -> pose_pb2.EstimateRequest:
-    req = pose_pb2.EstimateRequest(image=image, use_boxes=boxes is not None, options=pose_pb2.PoseOptions(**opts))
+    req = pose_pb2.EstimateRequest(
+        image=image, use_boxes=boxes is not None, options=pose_pb2.PoseOptions(**opts)
+    )
     for b in boxes or []:
         req.boxes.append(pose_pb2.Box(x=b[0], y=b[1], w=b[2], h=b[3], score=b[4] if len(b) > 4 else 1.0))
     return req
@@ -228,7 +259,8 @@ class TestGrpc:
         assert e.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
 
     @pytest.mark.parametrize(
-        "box", [[float("nan"), 1, 2, 3], [1, 1, 0, 5], [1, 1, 5, -1], [9000, 1, 5, 5], [float("inf"), 1, 2, 3]]
+        "box",
+        [[float("nan"), 1, 2, 3], [1, 1, 0, 5], [1, 1, 5, -1], [9000, 1, 5, 5], [float("inf"), 1, 2, 3]],
     )
     def test_bad_boxes(self, stub, coco_jpeg, box):
         e = _code(stub, _req(coco_jpeg, boxes=[box]))
@@ -263,7 +295,9 @@ class TestGrpc:
 
 
 def test_grpc_batch_in_order(stub, coco_jpeg):
-    r = stub.EstimateBatch(pose_pb2.EstimateBatchRequest(requests=[_req(coco_jpeg), _req(b"junk"), _req(coco_jpeg)]), timeout=120)
+    r = stub.EstimateBatch(
+        pose_pb2.EstimateBatchRequest(requests=[_req(coco_jpeg), _req(b"junk"), _req(coco_jpeg)]), timeout=120
+    )
     assert [i.WhichOneof("outcome") for i in r.items] == ["result", "error", "result"]
     assert r.items[1].error.code == "undecodable_image"
 
@@ -275,9 +309,16 @@ def test_grpc_health_and_reflection(server):
     ch = grpc.insecure_channel(server.grpc)
     h = health_pb2_grpc.HealthStub(ch)
     for name in ("", "posesvc.v1.PoseService"):
-        assert h.Check(health_pb2.HealthCheckRequest(service=name), timeout=10).status == health_pb2.HealthCheckResponse.SERVING
+        assert (
+            h.Check(health_pb2.HealthCheckRequest(service=name), timeout=10).status
+            == health_pb2.HealthCheckResponse.SERVING
+        )
     refl = reflection_pb2_grpc.ServerReflectionStub(ch)
-    resp = next(refl.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=10))
+    resp = next(
+        refl.ServerReflectionInfo(
+            iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=10
+        )
+    )
     names = {s.name for s in resp.list_services_response.service}
     assert {"posesvc.v1.PoseService", "grpc.health.v1.Health"} <= names
     ch.close()

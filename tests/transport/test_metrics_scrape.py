@@ -40,7 +40,10 @@ REQUIRED = {
     "posesvc_keypoint_score": ("histogram", {"joint"}),
     "posesvc_stream_frames": ("counter", {"outcome"}),
     "posesvc_active_streams": ("gauge", set()),
-    "posesvc_build_info": ("gauge", {"version", "pose_model", "detector", "device", "precision", "flip_test", "decoder"}),
+    "posesvc_build_info": (
+        "gauge",
+        {"version", "pose_model", "detector", "device", "precision", "flip_test", "decoder"},
+    ),
     "posesvc_model_ready": ("gauge", {"model"}),
 }
 
@@ -55,11 +58,15 @@ def test_metrics_move_with_traffic(server, coco_jpeg):
         r = httpx.post(server.http + "/v1/pose", files={"image": ("a.jpg", coco_jpeg, "image/jpeg")},
                        data={"boxes": json.dumps(BOX)}, timeout=120)  # fmt: skip
         assert r.status_code == 200
-    bad = httpx.post(server.http + "/v1/pose", files={"image": ("b.jpg", b"junk", "image/jpeg")}, data={"boxes": "[]"})
+    bad = httpx.post(
+        server.http + "/v1/pose", files={"image": ("b.jpg", b"junk", "image/jpeg")}, data={"boxes": "[]"}
+    )
     assert bad.status_code == 400
     ch = grpc.insecure_channel(server.grpc)
     stub = pose_pb2_grpc.PoseServiceStub(ch)
-    req = pose_pb2.EstimateRequest(image=coco_jpeg, use_boxes=True, boxes=[pose_pb2.Box(x=100, y=50, w=200, h=300, score=0.9)])
+    req = pose_pb2.EstimateRequest(
+        image=coco_jpeg, use_boxes=True, boxes=[pose_pb2.Box(x=100, y=50, w=200, h=300, score=0.9)]
+    )
     for _ in range(n_grpc):
         assert len(stub.Estimate(req, timeout=120).persons) == 1
     try:
@@ -68,7 +75,7 @@ def test_metrics_move_with_traffic(server, coco_jpeg):
         assert e.code() == grpc.StatusCode.INVALID_ARGUMENT
     ch.close()
 
-    types, after = scrape(server)
+    _, after = scrape(server)
 
     def d(name, **labels):
         return val(after, name, **labels) - val(before, name, **labels)

@@ -105,7 +105,9 @@ def test_keys_are_configured_as_hashes():
 
 
 def test_grpc_not_ready_and_auth(settings, coco_jpeg):
-    s = settings.model_copy(update={"api_key_hashes": [hash_key("k1")], "grpc_port": free_port(), "host": "127.0.0.1"})
+    s = settings.model_copy(
+        update={"api_key_hashes": [hash_key("k1")], "grpc_port": free_port(), "host": "127.0.0.1"}
+    )
     from service.pipeline.card import load_card
 
     card = load_card(s.model.card)
@@ -118,7 +120,11 @@ def test_grpc_not_ready_and_auth(settings, coco_jpeg):
                 stub = pose_pb2_grpc.PoseServiceStub(ch)
                 req = pose_pb2.EstimateRequest(image=coco_jpeg)
                 codes = {}
-                for name, md in (("none", ()), ("wrong", (("x-api-key", "nope"),)), ("ok", (("x-api-key", "k1"),))):
+                for name, md in (
+                    ("none", ()),
+                    ("wrong", (("x-api-key", "nope"),)),
+                    ("ok", (("x-api-key", "k1"),)),
+                ):
                     try:
                         await stub.Estimate(req, metadata=md, timeout=10)
                         codes[name] = "OK"
@@ -126,7 +132,9 @@ def test_grpc_not_ready_and_auth(settings, coco_jpeg):
                         codes[name] = e.code().name
                 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-                h = await health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(service=""), timeout=10)
+                h = await health_pb2_grpc.HealthStub(ch).Check(
+                    health_pb2.HealthCheckRequest(service=""), timeout=10
+                )
                 return codes, h.status
         finally:
             await srv.stop(0)

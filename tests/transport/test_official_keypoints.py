@@ -31,7 +31,13 @@ def test_e2e_small_model_over_the_wire(server, fixtures_dir, synthetic_png, tran
     assert result.trained and len(result.persons) == len(boxes)
     for p in result.persons:
         i = next(j for j, b in enumerate(boxes) if np.allclose(p.bbox, b[:4], atol=1e-3))
-        _check(p.keypoints, e["preds"][i], e["maxvals"][i, :, 0], e["diag_well_conditioned"][i], e["diag_taylor_applied"][i])
+        _check(
+            p.keypoints,
+            e["preds"][i],
+            e["maxvals"][i, :, 0],
+            e["diag_well_conditioned"][i],
+            e["diag_taylor_applied"][i],
+        )
         assert p.score == pytest.approx(e["rescored_score"][i], abs=1e-5)
 
 
@@ -49,7 +55,12 @@ def test_real_coco_image_over_the_wire(server, fixtures_dir, data_dir, transport
         r = httpx.post(
             server.http + "/v1/pose",
             files={"image": ("img.jpg", data, "image/jpeg")},
-            data={"boxes": json.dumps(boxes.tolist()), "format": "coco", "image_id": str(image_id), "flip": "true"},
+            data={
+                "boxes": json.dumps(boxes.tolist()),
+                "format": "coco",
+                "image_id": str(image_id),
+                "flip": "true",
+            },
             timeout=120,
         )
         assert r.status_code == 200, r.text
@@ -65,4 +76,10 @@ def test_real_coco_image_over_the_wire(server, fixtures_dir, data_dir, transport
         assert entry["image_id"] == image_id and entry["category_id"] == 1
         assert entry["score"] == pytest.approx(r_["score"], abs=1e-5)
         kp = np.asarray(entry["keypoints"], dtype=np.float64).reshape(-1, 3)
-        _check(kp, real["preds"][g], real["maxvals"][g, :, 0], real["diag_well_conditioned"][g], real["diag_taylor_applied"][g])
+        _check(
+            kp,
+            real["preds"][g],
+            real["maxvals"][g, :, 0],
+            real["diag_well_conditioned"][g],
+            real["diag_taylor_applied"][g],
+        )

@@ -48,7 +48,9 @@ def test_upload_draws_returned_persons(browser, server, data_dir):
     page.wait_for_function("document.getElementById('canvas').dataset.done === '1'", timeout=120_000)
     drawn = int(page.get_attribute("#canvas", "data-drawn-persons") or -1)
     returned = int(page.get_attribute("#canvas", "data-returned-persons") or -1)
-    size = page.evaluate("[document.getElementById('canvas').width, document.getElementById('canvas').height]")
+    size = page.evaluate(
+        "[document.getElementById('canvas').width, document.getElementById('canvas').height]"
+    )
     out = REPO / "test-artifacts"
     out.mkdir(exist_ok=True)
     page.screenshot(path=str(out / "web_page.png"), full_page=True)
@@ -68,7 +70,9 @@ def test_untrained_banner(browser, tmp_path_factory, small_card_path):
     try:
         page = browser.new_page()
         page.goto(srv.http + "/")
-        page.wait_for_function("document.getElementById('model').textContent.includes('darkpose_small_fixture')")
+        page.wait_for_function(
+            "document.getElementById('model').textContent.includes('darkpose_small_fixture')"
+        )
         assert page.locator("#untrained").is_visible()
         assert "Untrained weights" in (page.text_content("#untrained") or "")
         page.close()
