@@ -180,3 +180,25 @@ def test_detect_every_uses_tracked_boxes(live: LiveServer, clip: Clip) -> None:
     # Track ids are stable across detection and tracked frames.
     assert all(sorted(track_ids(a)) == [1, 2] for a in answers)
     client.close()
+
+
+def test_idle_stream_expires(live: LiveServer, clip: Clip) -> None:
+    """The server's TTL is 2 s: a stream that sends one frame and then nothing is ended and freed."""
+    import pytest
+
+    from service.client.base import ClientError
+
+    client = GrpcPoseClient(live.target)
+    stall = threading.Event()
+
+    def stalled():
+        yield frames(clip, n=1)[0]
+        stall.wait(15)
+
+    with pytest.raises(ClientError) as err:
+        for _ in client.stream(stalled(), StreamOptions(pose=FAST, tracker="iou"), timeout_s=30):
+            pass
+    stall.set()
+    assert err.value.code == "stream_idle"
+    assert len(live.grpc.streams) == 0
+    client.close()
