@@ -17,7 +17,9 @@ POSE = RNG.uniform(0, 100, size=(17, 2))
 
 
 def person(dx: float, dy: float, noise: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
-    kp = np.concatenate([POSE + [dx, dy] + RNG.normal(0, noise, (17, 2)), np.full((17, 1), 0.9)], axis=1)
+    kp = np.concatenate(
+        [POSE + np.array([dx, dy]) + RNG.normal(0, noise, (17, 2)), np.full((17, 1), 0.9)], axis=1
+    )
     box = np.array([kp[:, 0].min(), kp[:, 1].min(), np.ptp(kp[:, 0]), np.ptp(kp[:, 1])])
     return box, kp
 
@@ -64,7 +66,7 @@ def test_one_euro_smooths_jitter_and_follows_motion() -> None:
     assert np.std(np.stack(out[10:]) - POSE) < 0.5 * np.std(np.stack(noisy[10:]) - POSE)
     fast = KeypointSmoother(min_cutoff=1.0, beta=1.0)  # a high beta follows a fast move with little lag
     for i in range(30):
-        last = fast(1, np.concatenate([POSE + [10.0 * i, 0], np.ones((17, 1))], axis=1), i / 30.0)
+        last = fast(1, np.concatenate([POSE + np.array([10.0 * i, 0.0]), np.ones((17, 1))], axis=1), i / 30.0)
     assert abs(float(last[0, 0]) - (POSE[0, 0] + 290.0)) < 15.0
     sm.forget(set())
     assert not sm.states
@@ -93,7 +95,7 @@ def test_session_plans_detect_every() -> None:
     b, k = person(0, 0)
     plans = []
     for _ in range(7):
-        src, boxes = s.plan(client_boxes=False)
+        src, _boxes = s.plan(client_boxes=False)
         plans.append(src)
         s.apply(result_with([b.tolist()], [k]), 0.0)
     assert plans == ["detector", "tracker", "tracker", "detector", "tracker", "tracker", "detector"]
