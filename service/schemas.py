@@ -53,6 +53,8 @@ class PoseRequest:
         request_id: for logs and tracing (a random hex id unless given).
         stream_id: video stream this frame belongs to (streaming transports; ``None`` otherwise).
         frame_id: frame number within ``stream_id``.
+        boxes_source: where the given ``boxes`` came from when not from the client (``"tracker"``: boxes
+            propagated by a stream's tracker); the result's ``boxes_source`` is set to it. ``None`` = client.
     """
 
     image: bytes | NDArray[np.uint8]
@@ -62,6 +64,7 @@ class PoseRequest:
     request_id: str = field(default_factory=_new_request_id)
     stream_id: str | None = None
     frame_id: int | None = None
+    boxes_source: BoxesSource | None = None
 
 
 @dataclass(frozen=True)

@@ -85,6 +85,9 @@ class Settings(BaseSettings):
     max_batch_images: int = Field(16, ge=1, description="images per REST/gRPC batch request")
     grpc_max_message_bytes: int = Field(32 * 1024 * 1024, ge=1024, description="gRPC max message size")
     enable_grpc: bool = Field(True, description="serve gRPC next to HTTP")
+    stream_idle_ttl_s: float = Field(
+        60.0, gt=0, description="a video stream with no frame received or answered for this long (s) ends"
+    )
     api_key_hashes: list[str] = Field(
         default_factory=list,
         description="SHA-256 hex digests of accepted API keys (empty = no auth); `posesvc hash-key` prints one",

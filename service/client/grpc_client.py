@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
 import numpy as np
 
 from ..schemas import Person, PoseOptions, PoseResult
+from ..streaming.session import StreamOptions
 from ..transport.grpc.gen.posesvc.v1 import pose_pb2, pose_pb2_grpc
 from .base import Boxes, ClientError
 
@@ -31,6 +33,94 @@ def result_from_proto(r: Any) -> PoseResult:
         trained=r.model.trained,
         boxes_source=r.boxes_source or "client",  # type: ignore[arg-type]
         timings={k: v / 1000.0 for k, v in r.timings_ms.items()},
+    )
+
+
+def pose_options_to_proto(o: PoseOptions | None) -> Any:
+    o = o or PoseOptions()
+    opts = pose_pb2.PoseOptions(
+        min_score=o.min_score, max_persons=o.max_persons or 0, disable_nms=not o.oks_nms
+    )
+    if o.flip is not None:
+        opts.flip = o.flip
+    return opts
+
+
+def _boxes_to_proto(boxes: Boxes, out: Any) -> None:
+    for b in [] if boxes is None else boxes:
+        box = pose_pb2.Box(x=float(b[0]), y=float(b[1]), w=float(b[2]), h=float(b[3]))
+        if len(b) > 4:
+            box.score = float(b[4])
+        out.append(box)
+
+
+def stream_options_to_proto(o: StreamOptions) -> Any:
+    return pose_pb2.StreamOptions(
+        pose=pose_options_to_proto(o.pose),
+        detect_every=o.detect_every,
+        policy=pose_pb2.LATEST if o.policy == "latest" else pose_pb2.BLOCK,
+        max_in_flight=o.max_in_flight,
+        smoothing=o.smoothing,
+        one_euro_min_cutoff=o.one_euro_min_cutoff,
+        one_euro_beta=o.one_euro_beta,
+        one_euro_d_cutoff=o.one_euro_d_cutoff,
+        tracker=pose_pb2.IOU if o.tracker == "iou" else pose_pb2.OKS,
+        match_threshold=o.match_threshold,
+        max_missing=o.max_missing,
+        box_enlarge=o.box_enlarge,
+    )
+
+
+@dataclass
+class StreamFrame:
+    """One frame to stream: encoded bytes or an ``(H, W, 3)`` uint8 RGB array (sent raw); optional client
+    boxes ``[[x, y, w, h(, score)], ...]`` px; optional timestamp (s)."""
+
+    frame_id: int
+    image: bytes | np.ndarray
+    boxes: Boxes | np.ndarray = None
+    timestamp: float | None = None
+
+
+@dataclass
+class StreamAnswer:
+    """The server's answer to one frame (``outcome``: processed, dropped or error)."""
+
+    frame_id: int
+    outcome: str
+    result: PoseResult | None
+    error: ClientError | None
+    latency_ms: float
+    detector_ran: bool
+
+
+def frame_to_proto(f: StreamFrame, options: StreamOptions | None) -> Any:
+    msg = pose_pb2.Frame(frame_id=f.frame_id, use_boxes=f.boxes is not None)
+    if isinstance(f.image, np.ndarray):
+        a = np.ascontiguousarray(f.image, dtype=np.uint8)
+        msg.raw.CopyFrom(pose_pb2.RawImage(width=a.shape[1], height=a.shape[0], rgb=a.tobytes()))
+    else:
+        msg.image = f.image
+    if f.timestamp is not None:
+        msg.timestamp = f.timestamp
+    _boxes_to_proto(f.boxes, msg.boxes)  # type: ignore[arg-type]
+    if options is not None:
+        msg.options.CopyFrom(stream_options_to_proto(options))
+    return msg
+
+
+_OUTCOMES = {pose_pb2.PROCESSED: "processed", pose_pb2.DROPPED: "dropped", pose_pb2.ERROR: "error"}
+
+
+def answer_from_proto(r: Any) -> StreamAnswer:
+    outcome = _OUTCOMES.get(r.outcome, "error")
+    return StreamAnswer(
+        frame_id=int(r.frame_id),
+        outcome=outcome,
+        result=result_from_proto(r.result) if outcome == "processed" else None,
+        error=ClientError(r.error.code, r.error.message, "OK") if r.HasField("error") else None,
+        latency_ms=float(r.latency_ms),
+        detector_ran=bool(r.detector_ran),
     )
 
 
@@ -104,6 +194,32 @@ class GrpcPoseClient:
             else:
                 out.append(ClientError(item.error.code, item.error.message, "INVALID_ARGUMENT"))
         return out
+
+    def stream(
+        self,
+        frames: Iterable[StreamFrame],
+        options: StreamOptions | None = None,
+        timeout_s: float | None = None,
+    ) -> Iterator[StreamAnswer]:
+        """Stream a video (``StreamEstimate``): yields one answer per frame, in frame order.
+
+        ``options`` go with the first frame. Closing the generator early cancels the stream on the server.
+        """
+
+        def requests() -> Iterator[Any]:
+            for i, f in enumerate(frames):
+                yield frame_to_proto(f, options if i == 0 else None)
+
+        call = self._stub.StreamEstimate(requests(), timeout=timeout_s, metadata=self._md)
+        try:
+            for r in call:
+                yield answer_from_proto(r)
+        except grpc.RpcError as exc:
+            if exc.code() == grpc.StatusCode.CANCELLED:  # type: ignore[attr-defined]
+                return
+            raise _error(exc) from None
+        finally:
+            call.cancel()
 
     def close(self) -> None:
         self._channel.close()

@@ -193,7 +193,12 @@ class Worker:
             )
         if len(results) != len(batch):
             raise EngineError(f"the pipeline returned {len(results)} results for {len(batch)} images")
-        return results
+        return [
+            dataclasses.replace(r, boxes_source=it.request.boxes_source)
+            if it.request.boxes_source is not None and it.boxes is not None
+            else r
+            for it, r in zip(batch, results, strict=True)
+        ]
 
     def _run_alone(self, pipeline: PosePipeline, item: WorkItem, known: Exception | None) -> None:
         """Answer one item on its own (``known``: its error is already known, don't recompute)."""

@@ -8,8 +8,10 @@ from typing import Any
 
 import numpy as np
 
-from ...errors import InvalidBoxes
+from ...errors import ImageTooLarge, InvalidBoxes, InvalidInput, PoseServiceError
 from ...schemas import PoseOptions, PoseResult
+from ...streaming.runner import FrameIn, FrameOut
+from ...streaming.session import StreamOptions
 from .gen.posesvc.v1 import pose_pb2
 
 
@@ -59,3 +61,65 @@ def result_to_proto(result: PoseResult, joint_names: Sequence[str]) -> Any:
         boxes_source=result.boxes_source,
         timings_ms={k: v * 1000.0 for k, v in result.timings.items()},
     )
+
+
+# ---------------------------------------------------------------------------------------------- streaming
+def stream_options_from_proto(o: Any) -> StreamOptions:
+    """``StreamOptions`` message → :class:`~service.streaming.session.StreamOptions` (zero = default)."""
+    d = StreamOptions()
+    try:
+        return StreamOptions(
+            pose=options_from_proto(o.pose),
+            detect_every=int(o.detect_every) or d.detect_every,
+            policy="latest" if o.policy == pose_pb2.LATEST else "block",
+            max_in_flight=int(o.max_in_flight) or d.max_in_flight,
+            smoothing=bool(o.smoothing),
+            one_euro_min_cutoff=float(o.one_euro_min_cutoff) or d.one_euro_min_cutoff,
+            one_euro_beta=float(o.one_euro_beta) or d.one_euro_beta,
+            one_euro_d_cutoff=float(o.one_euro_d_cutoff) or d.one_euro_d_cutoff,
+            tracker="iou" if o.tracker == pose_pb2.IOU else "oks",
+            match_threshold=float(o.match_threshold) or d.match_threshold,
+            max_missing=int(o.max_missing) or d.max_missing,
+            box_enlarge=float(o.box_enlarge) or d.box_enlarge,
+        )
+    except ValueError as exc:
+        raise InvalidInput(f"bad stream options: {exc}") from None
+
+
+def frame_from_proto(f: Any, max_boxes: int, max_pixels: int) -> FrameIn:
+    """``Frame`` → :class:`FrameIn`; a frame that cannot be read carries its error (answered as ERROR)."""
+    fid = int(f.frame_id)
+    ts = float(f.timestamp) if f.HasField("timestamp") else None
+    try:
+        boxes = boxes_from_proto(f.boxes, max_boxes) if f.use_boxes else None
+        if f.HasField("raw") and f.raw.rgb:
+            w, h, data = int(f.raw.width), int(f.raw.height), f.raw.rgb
+            if w <= 0 or h <= 0 or w * h * 3 != len(data):
+                raise InvalidInput(f"raw image: width×height×3 = {w}×{h}×3 ≠ {len(data)} bytes")
+            if w * h > max_pixels:
+                raise ImageTooLarge(f"the image has {w * h} pixels; the limit is {max_pixels}")
+            image: bytes | np.ndarray = np.frombuffer(data, dtype=np.uint8).reshape(h, w, 3)
+        elif f.image:
+            image = bytes(f.image)
+        else:
+            raise InvalidInput("the frame has neither `image` nor `raw` pixels")
+    except PoseServiceError as exc:
+        return FrameIn(fid, b"", ts, None, error=exc)
+    return FrameIn(fid, image, ts, boxes)
+
+
+OUTCOMES = {"processed": pose_pb2.PROCESSED, "dropped": pose_pb2.DROPPED, "error": pose_pb2.ERROR}
+
+
+def frame_out_to_proto(out: FrameOut, joint_names: Sequence[str]) -> Any:
+    msg = pose_pb2.FramePoses(
+        frame_id=out.frame_id,
+        outcome=OUTCOMES[out.outcome],
+        latency_ms=out.latency_s * 1000.0,
+        detector_ran=out.detector_ran,
+    )
+    if out.result is not None:
+        msg.result.CopyFrom(result_to_proto(out.result, joint_names))
+    if out.error is not None:
+        msg.error.CopyFrom(pose_pb2.ItemError(code=out.error.code, message=out.error.message))
+    return msg

@@ -19,8 +19,19 @@ from grpc_reflection.v1alpha import reflection
 
 from ...errors import Overloaded, PoseServiceError
 from ...schemas import PoseRequest
+from ...streaming.registry import StreamRegistry
+from ...streaming.runner import FrameIn, FrameOut, StreamRunner
+from ...streaming.session import StreamOptions
 from ..http.security import KeyChecker
-from .convert import boxes_from_proto, deadline_from_remaining, options_from_proto, result_to_proto
+from .convert import (
+    boxes_from_proto,
+    deadline_from_remaining,
+    frame_from_proto,
+    frame_out_to_proto,
+    options_from_proto,
+    result_to_proto,
+    stream_options_from_proto,
+)
 from .gen.posesvc.v1 import pose_pb2, pose_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -46,11 +57,21 @@ def status_for(exc: PoseServiceError) -> grpc.StatusCode:
 class PoseServicer(pose_pb2_grpc.PoseServiceServicer):  # type: ignore[misc]
     """Translates RPCs to :class:`~service.schemas.PoseRequest` and engine results back to protobuf."""
 
-    def __init__(self, engine: Any, joint_names: Any, max_boxes: int, metrics: Any = None) -> None:
+    def __init__(
+        self,
+        engine: Any,
+        joint_names: Any,
+        max_boxes: int,
+        metrics: Any = None,
+        streams: StreamRegistry | None = None,
+        max_pixels: int = 50_000_000,
+    ) -> None:
         self.engine = engine
         self.joint_names = joint_names
         self.max_boxes = max_boxes
         self.metrics = metrics
+        self.streams = streams if streams is not None else StreamRegistry()
+        self.max_pixels = max_pixels
 
     def _count(self, method: str, code: grpc.StatusCode, t0: float) -> None:
         if self.metrics is not None:
@@ -103,6 +124,61 @@ class PoseServicer(pose_pb2_grpc.PoseServiceServicer):  # type: ignore[misc]
                 items.append(pose_pb2.BatchItem(result=out))
         self._count("estimate_batch", grpc.StatusCode.OK, t0)
         return pose_pb2.EstimateBatchResponse(items=items)
+
+    def _count_frame(self, out: FrameOut) -> None:
+        """Per-frame metrics of a stream (each frame counts once in ``stream_frames_total``)."""
+        m = self.metrics
+        if m is None:
+            return
+        if out.outcome == "processed":
+            outcome, code = ("detection_skipped" if out.boxes_source == "tracker" else "processed"), "OK"
+        elif out.outcome == "dropped":
+            outcome, code = "dropped", grpc.StatusCode.RESOURCE_EXHAUSTED.name
+        else:
+            err = out.error
+            outcome = "error"
+            code = (status_for(err) if err is not None else grpc.StatusCode.INTERNAL).name
+        m.stream_frames_total.labels(outcome=outcome).inc()
+        m.requests_total.labels(transport="grpc", method="stream_frame", code=code).inc()
+        if out.outcome == "processed":
+            m.request_duration_seconds.labels(transport="grpc", method="stream_frame").observe(out.latency_s)
+
+    async def StreamEstimate(self, request_iterator: Any, context: grpc.aio.ServicerContext) -> Any:
+        """Frames in, one ``FramePoses`` per frame out, in order (see :mod:`service.streaming.runner`)."""
+        it = request_iterator.__aiter__()
+        try:
+            first = await it.__anext__()
+        except StopAsyncIteration:
+            return
+        try:
+            opts = stream_options_from_proto(first.options) if first.HasField("options") else StreamOptions()
+        except PoseServiceError as exc:
+            await abort(context, exc)
+            return
+        runner: StreamRunner | None = None
+
+        def expire() -> None:
+            if runner is not None:
+                runner.expire()
+
+        session = self.streams.open(opts, client=context.peer() or "", on_expire=expire)
+        runner = StreamRunner(self.engine, session, on_frame=self._count_frame)
+
+        async def frames() -> Any:
+            yield self._frame(first)
+            async for f in it:
+                yield self._frame(f)
+
+        try:
+            async for out in runner.run(frames()):
+                yield frame_out_to_proto(out, self.joint_names)
+        except PoseServiceError as exc:
+            await abort(context, exc)
+        finally:
+            self.streams.close(session.stream_id)
+
+    def _frame(self, f: Any) -> FrameIn:
+        return frame_from_proto(f, self.max_boxes, self.max_pixels)
 
 
 async def abort(context: grpc.aio.ServicerContext, exc: PoseServiceError) -> None:
@@ -176,6 +252,10 @@ class GrpcServer:
         self.interceptors = interceptors or []
         self.metrics = metrics
         self.port = 0
+        self.streams = StreamRegistry(
+            float(getattr(settings, "stream_idle_ttl_s", 60.0)),
+            on_count=None if metrics is None else metrics.active_streams.set,
+        )
         self.server: Any = None
         self.health: Any = None
         self._watch: asyncio.Task[None] | None = None
@@ -188,7 +268,9 @@ class GrpcServer:
         ]
         self.server = grpc.aio.server(options=opts, interceptors=self.interceptors)
         self.health = health.aio.HealthServicer()
-        servicer = PoseServicer(self.engine, self.card.joint_names, s.max_boxes, self.metrics)
+        servicer = PoseServicer(
+            self.engine, self.card.joint_names, s.max_boxes, self.metrics, self.streams, s.max_image_pixels
+        )
         pose_pb2_grpc.add_PoseServiceServicer_to_server(servicer, self.server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         health_name = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
@@ -200,6 +282,7 @@ class GrpcServer:
             await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
         await self.server.start()
         self._watch = asyncio.create_task(self._watch_ready())
+        self.streams.start_sweeper()
         return self.port
 
     async def _watch_ready(self) -> None:
@@ -222,5 +305,6 @@ class GrpcServer:
             return
         if self._watch is not None:
             self._watch.cancel()
+        self.streams.stop_sweeper()
         await self.health.enter_graceful_shutdown()
         await self.server.stop(grace_s)

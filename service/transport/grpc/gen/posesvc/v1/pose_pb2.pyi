@@ -1,10 +1,34 @@
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class DropPolicy(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    BLOCK: _ClassVar[DropPolicy]
+    LATEST: _ClassVar[DropPolicy]
+
+class TrackerKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    OKS: _ClassVar[TrackerKind]
+    IOU: _ClassVar[TrackerKind]
+
+class FrameOutcome(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    PROCESSED: _ClassVar[FrameOutcome]
+    DROPPED: _ClassVar[FrameOutcome]
+    ERROR: _ClassVar[FrameOutcome]
+BLOCK: DropPolicy
+LATEST: DropPolicy
+OKS: TrackerKind
+IOU: TrackerKind
+PROCESSED: FrameOutcome
+DROPPED: FrameOutcome
+ERROR: FrameOutcome
 
 class Box(_message.Message):
     __slots__ = ("x", "y", "w", "h", "score")
@@ -134,3 +158,75 @@ class EstimateBatchResponse(_message.Message):
     ITEMS_FIELD_NUMBER: _ClassVar[int]
     items: _containers.RepeatedCompositeFieldContainer[BatchItem]
     def __init__(self, items: _Optional[_Iterable[_Union[BatchItem, _Mapping]]] = ...) -> None: ...
+
+class StreamOptions(_message.Message):
+    __slots__ = ("pose", "detect_every", "policy", "max_in_flight", "smoothing", "one_euro_min_cutoff", "one_euro_beta", "one_euro_d_cutoff", "tracker", "match_threshold", "max_missing", "box_enlarge")
+    POSE_FIELD_NUMBER: _ClassVar[int]
+    DETECT_EVERY_FIELD_NUMBER: _ClassVar[int]
+    POLICY_FIELD_NUMBER: _ClassVar[int]
+    MAX_IN_FLIGHT_FIELD_NUMBER: _ClassVar[int]
+    SMOOTHING_FIELD_NUMBER: _ClassVar[int]
+    ONE_EURO_MIN_CUTOFF_FIELD_NUMBER: _ClassVar[int]
+    ONE_EURO_BETA_FIELD_NUMBER: _ClassVar[int]
+    ONE_EURO_D_CUTOFF_FIELD_NUMBER: _ClassVar[int]
+    TRACKER_FIELD_NUMBER: _ClassVar[int]
+    MATCH_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    MAX_MISSING_FIELD_NUMBER: _ClassVar[int]
+    BOX_ENLARGE_FIELD_NUMBER: _ClassVar[int]
+    pose: PoseOptions
+    detect_every: int
+    policy: DropPolicy
+    max_in_flight: int
+    smoothing: bool
+    one_euro_min_cutoff: float
+    one_euro_beta: float
+    one_euro_d_cutoff: float
+    tracker: TrackerKind
+    match_threshold: float
+    max_missing: int
+    box_enlarge: float
+    def __init__(self, pose: _Optional[_Union[PoseOptions, _Mapping]] = ..., detect_every: _Optional[int] = ..., policy: _Optional[_Union[DropPolicy, str]] = ..., max_in_flight: _Optional[int] = ..., smoothing: _Optional[bool] = ..., one_euro_min_cutoff: _Optional[float] = ..., one_euro_beta: _Optional[float] = ..., one_euro_d_cutoff: _Optional[float] = ..., tracker: _Optional[_Union[TrackerKind, str]] = ..., match_threshold: _Optional[float] = ..., max_missing: _Optional[int] = ..., box_enlarge: _Optional[float] = ...) -> None: ...
+
+class RawImage(_message.Message):
+    __slots__ = ("width", "height", "rgb")
+    WIDTH_FIELD_NUMBER: _ClassVar[int]
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    RGB_FIELD_NUMBER: _ClassVar[int]
+    width: int
+    height: int
+    rgb: bytes
+    def __init__(self, width: _Optional[int] = ..., height: _Optional[int] = ..., rgb: _Optional[bytes] = ...) -> None: ...
+
+class Frame(_message.Message):
+    __slots__ = ("frame_id", "image", "raw", "timestamp", "boxes", "use_boxes", "options")
+    FRAME_ID_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    RAW_FIELD_NUMBER: _ClassVar[int]
+    TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    BOXES_FIELD_NUMBER: _ClassVar[int]
+    USE_BOXES_FIELD_NUMBER: _ClassVar[int]
+    OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    frame_id: int
+    image: bytes
+    raw: RawImage
+    timestamp: float
+    boxes: _containers.RepeatedCompositeFieldContainer[Box]
+    use_boxes: bool
+    options: StreamOptions
+    def __init__(self, frame_id: _Optional[int] = ..., image: _Optional[bytes] = ..., raw: _Optional[_Union[RawImage, _Mapping]] = ..., timestamp: _Optional[float] = ..., boxes: _Optional[_Iterable[_Union[Box, _Mapping]]] = ..., use_boxes: _Optional[bool] = ..., options: _Optional[_Union[StreamOptions, _Mapping]] = ...) -> None: ...
+
+class FramePoses(_message.Message):
+    __slots__ = ("frame_id", "result", "outcome", "error", "latency_ms", "detector_ran")
+    FRAME_ID_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_MS_FIELD_NUMBER: _ClassVar[int]
+    DETECTOR_RAN_FIELD_NUMBER: _ClassVar[int]
+    frame_id: int
+    result: EstimateResponse
+    outcome: FrameOutcome
+    error: ItemError
+    latency_ms: float
+    detector_ran: bool
+    def __init__(self, frame_id: _Optional[int] = ..., result: _Optional[_Union[EstimateResponse, _Mapping]] = ..., outcome: _Optional[_Union[FrameOutcome, str]] = ..., error: _Optional[_Union[ItemError, _Mapping]] = ..., latency_ms: _Optional[float] = ..., detector_ran: _Optional[bool] = ...) -> None: ...

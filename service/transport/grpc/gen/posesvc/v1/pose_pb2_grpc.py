@@ -44,6 +44,11 @@ class PoseServiceStub:
                 request_serializer=posesvc_dot_v1_dot_pose__pb2.EstimateBatchRequest.SerializeToString,
                 response_deserializer=posesvc_dot_v1_dot_pose__pb2.EstimateBatchResponse.FromString,
                 _registered_method=True)
+        self.StreamEstimate = channel.stream_stream(
+                '/posesvc.v1.PoseService/StreamEstimate',
+                request_serializer=posesvc_dot_v1_dot_pose__pb2.Frame.SerializeToString,
+                response_deserializer=posesvc_dot_v1_dot_pose__pb2.FramePoses.FromString,
+                _registered_method=True)
 
 
 class PoseServiceServicer:
@@ -63,6 +68,13 @@ class PoseServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def StreamEstimate(self, request_iterator, context):
+        """A video: frames in, one answer per frame out (in frame order), persons tracked across frames.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PoseServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -75,6 +87,11 @@ def add_PoseServiceServicer_to_server(servicer, server):
                     servicer.EstimateBatch,
                     request_deserializer=posesvc_dot_v1_dot_pose__pb2.EstimateBatchRequest.FromString,
                     response_serializer=posesvc_dot_v1_dot_pose__pb2.EstimateBatchResponse.SerializeToString,
+            ),
+            'StreamEstimate': grpc.stream_stream_rpc_method_handler(
+                    servicer.StreamEstimate,
+                    request_deserializer=posesvc_dot_v1_dot_pose__pb2.Frame.FromString,
+                    response_serializer=posesvc_dot_v1_dot_pose__pb2.FramePoses.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -131,6 +148,33 @@ class PoseService:
             '/posesvc.v1.PoseService/EstimateBatch',
             posesvc_dot_v1_dot_pose__pb2.EstimateBatchRequest.SerializeToString,
             posesvc_dot_v1_dot_pose__pb2.EstimateBatchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StreamEstimate(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/posesvc.v1.PoseService/StreamEstimate',
+            posesvc_dot_v1_dot_pose__pb2.Frame.SerializeToString,
+            posesvc_dot_v1_dot_pose__pb2.FramePoses.FromString,
             options,
             channel_credentials,
             insecure,
