@@ -9,9 +9,9 @@ from collections.abc import Sequence
 
 from .. import __version__
 from ..errors import PoseServiceError
-from . import predict, serve, study, weights
+from . import predict, serve, study, video, weights
 
-COMMANDS = [predict, serve, study, weights]
+COMMANDS = [predict, serve, study, video, weights]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -73,6 +73,12 @@ def test_metrics_move_with_traffic(server, coco_jpeg):
         stub.Estimate(pose_pb2.EstimateRequest(image=b"junk", use_boxes=True), timeout=30)
     except grpc.RpcError as e:
         assert e.code() == grpc.StatusCode.INVALID_ARGUMENT
+    # a short video stream with client boxes on every frame
+    n_frames = 3
+    frames = [pose_pb2.Frame(frame_id=i, image=coco_jpeg, use_boxes=True, boxes=[pose_pb2.Box(x=100 + i, y=50, w=200, h=300, score=0.9)])
+              for i in range(n_frames)]  # fmt: skip
+    answers = list(stub.StreamEstimate(iter(frames), timeout=120))
+    assert [a.frame_id for a in answers] == list(range(n_frames))
     ch.close()
 
     _, after = scrape(server)
@@ -89,7 +95,10 @@ def test_metrics_move_with_traffic(server, coco_jpeg):
     # histogram counts match request counts
     assert d("posesvc_request_duration_seconds_count", transport="rest", method="estimate") == n_rest + 1
     assert d("posesvc_request_duration_seconds_count", transport="grpc", method="estimate") == n_grpc + 1
-    ok = n_rest + n_grpc
+    assert d("posesvc_requests_total", transport="grpc", method="stream_frame", code="OK") == n_frames
+    assert d("posesvc_stream_frames_total", outcome="processed") == n_frames
+    assert val(after, "posesvc_active_streams") == 0  # the stream ended and was freed
+    ok = n_rest + n_grpc + n_frames
     assert d("posesvc_stage_duration_seconds_count", stage="decode_image") == ok  # the junk never decodes
     assert d("posesvc_stage_duration_seconds_count", stage="serialize") == ok
     batches = d("posesvc_batch_size_count", model="pose", unit="images")

@@ -171,7 +171,13 @@ class PoseServicer(pose_pb2_grpc.PoseServiceServicer):  # type: ignore[misc]
 
         try:
             async for out in runner.run(frames()):
-                yield frame_out_to_proto(out, self.joint_names)
+                t0 = time.perf_counter()
+                msg = frame_out_to_proto(out, self.joint_names)
+                if self.metrics is not None and out.result is not None:
+                    self.metrics.stage_duration_seconds.labels(stage="serialize").observe(
+                        time.perf_counter() - t0
+                    )
+                yield msg
         except PoseServiceError as exc:
             await abort(context, exc)
         finally:
