@@ -64,6 +64,8 @@ def register(sub: Any) -> None:
     m.add_argument("--persons", type=int, default=8, help="crops per batch")
     m.add_argument("--reps", type=int, default=5)
     m.add_argument("--decode-persons", type=int, default=64)
+    m.add_argument("--precisions", type=lambda t: tuple(v for v in t.split(",") if v),
+                   help="e.g. fp32,bf16 (default: fp32,bf16 on CPU; fp32,bf16,fp16 on CUDA)")  # fmt: skip
     m.add_argument("--no-loop-decode", action="store_true", help="skip the slow per-joint loop decoder")
     p.add_argument("--out", type=Path, default=Path("bench_results"), help="folder for JSON and plots")
     p.set_defaults(func=run)
@@ -169,7 +171,8 @@ def run_micro(args: argparse.Namespace) -> int:
     print(f"{card.name} on {est.device} ({'trained' if est.trained else 'random weights'}), "
           f"{args.persons} persons per batch, median of {args.reps}; {hw['cpu']}, {hw['nproc']} CPUs, "
           f"torch {hw['torch']} ({hw['torch_threads']} threads)", flush=True)  # fmt: skip
-    rows = micro_bench(est, args.persons, args.reps, args.decode_persons, loop_decode=not args.no_loop_decode)
+    rows = micro_bench(est, args.persons, args.reps, args.decode_persons, args.precisions,
+                       loop_decode=not args.no_loop_decode)  # fmt: skip
     print(format_rows(rows))
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "micro.json"
