@@ -1,0 +1,152 @@
+"""``posesvc eval``: COCO keypoint AP of the pipeline (in-process or against a server), or of a results file.
+
+Examples::
+
+    posesvc eval --preds preds.json --ann person_keypoints_val2017.json        # score a file, no model
+    posesvc eval --ann person_keypoints_val2017.json --images val2017/ \\
+        --det COCO_val2017_detections_AP_H_56_person.json --card hrnet_w32_256x192_darkpose
+    posesvc eval --ann ... --images ... --gt-boxes --url grpc://127.0.0.1:50051
+
+See ``docs/EVAL.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..errors import InvalidInput
+from ..evaluation.coco import (
+    EvalReport,
+    client_runner,
+    detection_boxes,
+    evaluate_results,
+    format_stats,
+    ground_truth_boxes,
+    inprocess_runner,
+    load_coco,
+    predict_dataset,
+    results_entries,
+    select_image_ids,
+    write_results,
+)
+from ..schemas import PoseOptions
+from .common import add_model_args, build_detector, build_estimator, load_model_card, settings_from_args
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "eval",
+        help="COCO keypoint evaluation (pycocotools) of the pipeline or of a results file",
+        description="COCO keypoint AP with pycocotools COCOeval. Either score --preds, or run the pipeline "
+        "on --images with boxes from --det FILE, --gt-boxes or --detector, in-process or against --url.",
+    )
+    p.add_argument("--ann", type=Path, required=True, help="COCO keypoint annotation file (ground truth)")
+    p.add_argument("--preds", type=Path, help="score this COCO keypoint results file (no model run)")
+    p.add_argument("--images", type=Path, help="image folder (file_name of the annotation file)")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--det", type=Path, help="person detection results JSON (e.g. the AP_H 56 file)")
+    src.add_argument("--gt-boxes", action="store_true", help="use the ground-truth person boxes")
+    src.add_argument("--detector", action="store_true", help="use the built-in person detector")
+    p.add_argument("--det-min-score", type=float, default=0.0, help="keep detections with score >= this")
+    add_model_args(p)
+    p.add_argument("--url", help="evaluate a running server: http://host:port (REST) or grpc://host:port")
+    p.add_argument("--api-key", help="API key for --url")
+    p.add_argument("--concurrency", type=int, default=4, help="requests in flight with --url")
+    p.add_argument("--no-flip", action="store_true", help="disable the flip test")
+    p.add_argument(
+        "--decoder", choices=["dark", "standard"], help="heatmap decoder (default: the card's; in-process only)"
+    )
+    p.add_argument("--batch-images", type=int, default=8, help="images per pipeline call")
+    p.add_argument("--limit", type=int, help="evaluate only the first N images (sorted ids)")
+    p.add_argument("--image-ids", help="comma-separated image ids to evaluate")
+    p.add_argument("--out", type=Path, default=Path("keypoints_results.json"), help="results JSON to write")
+    p.add_argument("--json", action="store_true", help="print the report as JSON instead of a table")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def _image_ids(args: argparse.Namespace, coco: Any) -> list[int]:
+    ids = [int(v) for v in args.image_ids.split(",") if v.strip()] if args.image_ids else None
+    try:
+        return select_image_ids(coco, ids, args.limit)
+    except ValueError as exc:
+        raise InvalidInput(str(exc)) from None
+
+
+def _print(report: EvalReport, as_json: bool) -> None:
+    if as_json:
+        json.dump(report.to_dict(), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return
+    print(format_stats(report.stats))
+    print(f"({len(report.image_ids)} images, {report.num_results} results)")
+
+
+def run(args: argparse.Namespace) -> int:
+    for f in (args.ann, args.preds, args.det):
+        if f is not None and not f.is_file():
+            raise InvalidInput(f"no such file: {f}")
+    coco = load_coco(args.ann)
+    ids = _image_ids(args, coco)
+    if args.preds is not None:
+        stats = evaluate_results(coco, args.preds, ids if (args.limit or args.image_ids) else None)
+        entries = json.loads(args.preds.read_text())
+        _print(EvalReport(stats, ids, len(entries), args.preds), args.json)
+        return 0
+    if args.images is None or not args.images.is_dir():
+        raise InvalidInput("--images DIR is required (and must exist) unless --preds is given")
+    if not (args.det or args.gt_boxes or args.detector):
+        raise InvalidInput("choose the person boxes: --det FILE, --gt-boxes or --detector")
+    if args.det is not None:
+        boxes = detection_boxes(args.det, ids, args.det_min_score)
+        source = f"detections:{args.det.name}"
+    elif args.gt_boxes:
+        boxes = ground_truth_boxes(coco, ids)
+        source = "ground_truth"
+    else:
+        boxes = None
+        source = "detector"
+    options = PoseOptions(flip=not args.no_flip)
+    client = None
+    if args.url:
+        from ..client import connect
+
+        if args.decoder:
+            raise InvalidInput("--decoder applies in-process only; a server decodes with its model card")
+        client = connect(args.url, api_key=args.api_key)
+        runner = client_runner(client, options, args.concurrency)
+        model: dict[str, Any] = {"url": args.url}
+    else:
+        s = settings_from_args(args)
+        card = load_model_card(s)
+        estimator = build_estimator(s, card, allow_untrained=True)
+        if args.decoder:
+            estimator.codec = dataclasses.replace(estimator.codec, name=args.decoder)
+        detector = build_detector(s, fallback_untrained=True) if boxes is None else None
+        from ..pipeline.pipeline import PosePipeline
+
+        runner = inprocess_runner(PosePipeline(estimator, detector), options, s.max_image_pixels)
+        model = {"card": card.name, "trained": estimator.trained, "decoder": estimator.codec.name,
+                 "device": str(estimator.device), "precision": estimator.config.precision}  # fmt: skip
+    try:
+        results, seconds = predict_dataset(
+            runner, coco, args.images, ids, boxes, args.batch_images, progress=not args.no_progress
+        )
+    finally:
+        if client is not None:
+            client.close()
+    entries = results_entries(results)
+    out = write_results(args.out, entries)
+    stats = evaluate_results(coco, entries, ids)
+    report = EvalReport(stats, ids, len(entries), out, seconds, len(entries) / max(seconds, 1e-9))
+    report.extra = {"boxes": source, "flip": not args.no_flip, **model}
+    stats_file = out.with_suffix(".stats.json")
+    stats_file.write_text(json.dumps(report.to_dict(), indent=2))
+    print(f"wrote {out} and {stats_file} ({seconds:.1f} s)", file=sys.stderr)
+    _print(report, args.json)
+    return 0
