@@ -53,9 +53,17 @@ def register(sub: Any) -> None:
     g.add_argument("--requests", type=int, default=100, help="max requests per phase")
     g.add_argument("--duration", type=float, default=15.0, help="max seconds per phase")
     g.add_argument("--timeout", type=float, default=30.0, help="per-request timeout (s)")
-    g.add_argument("--data", type=Path, default=DEFAULT_DATA, help="image folder (default ../shared/data/coco_samples)")
-    g.add_argument("--ann", type=Path, help="annotation file for client boxes (default: the one *.json in --data with 'images')")
-    g.add_argument("--det", type=Path, help="take client boxes from this detection file instead of the ground truth")
+    g.add_argument(
+        "--data", type=Path, default=DEFAULT_DATA, help="image folder (default ../shared/data/coco_samples)"
+    )
+    g.add_argument(
+        "--ann",
+        type=Path,
+        help="annotation file for client boxes (default: the one *.json in --data with 'images')",
+    )
+    g.add_argument(
+        "--det", type=Path, help="take client boxes from this detection file instead of the ground truth"
+    )
     g.add_argument("--no-client-boxes", action="store_true", help="send images only (the server detects)")
     g.add_argument("--no-flip", action="store_true", help="ask for no flip test")
     g.add_argument("--no-plots", action="store_true")

@@ -59,7 +59,9 @@ def register(sub: Any) -> None:
     p.add_argument("--concurrency", type=int, default=4, help="requests in flight with --url")
     p.add_argument("--no-flip", action="store_true", help="disable the flip test")
     p.add_argument(
-        "--decoder", choices=["dark", "standard"], help="heatmap decoder (default: the card's; in-process only)"
+        "--decoder",
+        choices=["dark", "standard"],
+        help="heatmap decoder (default: the card's; in-process only)",
     )
     p.add_argument("--batch-images", type=int, default=8, help="images per pipeline call")
     p.add_argument("--limit", type=int, help="evaluate only the first N images (sorted ids)")

@@ -9,9 +9,10 @@ from collections.abc import Sequence
 
 from .. import __version__
 from ..errors import PoseServiceError
-from . import predict, serve, study, video, weights
+from . import bench, predict, serve, study, video, weights
+from . import eval as eval_cmd
 
-COMMANDS = [predict, serve, study, video, weights]
+COMMANDS = [predict, serve, study, video, weights, eval_cmd, bench]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -79,7 +79,9 @@ def load_coco(ann_file: str | Path) -> Any:
         return COCO(str(ann_file))
 
 
-def select_image_ids(coco: Any, image_ids: Sequence[int] | None = None, limit: int | None = None) -> list[int]:
+def select_image_ids(
+    coco: Any, image_ids: Sequence[int] | None = None, limit: int | None = None
+) -> list[int]:
     """Image ids to evaluate: ``image_ids`` (checked against the file) or all, sorted, first ``limit``."""
     known = set(coco.getImgIds())
     if image_ids:
@@ -106,7 +108,9 @@ def ground_truth_boxes(coco: Any, image_ids: Iterable[int]) -> dict[int, Boxes]:
     return out
 
 
-def detection_boxes(det_file: str | Path, image_ids: Iterable[int], min_score: float = 0.0) -> dict[int, Boxes]:
+def detection_boxes(
+    det_file: str | Path, image_ids: Iterable[int], min_score: float = 0.0
+) -> dict[int, Boxes]:
     """Per image, the person detections of a COCO detection-results file: ``category_id`` 1 and
     ``score >= min_score``, in file order, as ``(M, 5)`` ``(x, y, w, h, score)`` image px. Images without
     detections get an empty array (they still count: their ground truth becomes misses)."""

@@ -87,7 +87,9 @@ def parse_target(url: str, metrics_url: str | None = None, allow_remote: bool = 
             raise RemoteTargetRefused(
                 f"refusing to send load to non-loopback host {h!r}; pass --allow-remote if you mean it"
             )
-    return Target(url.rstrip("/"), transport, parts.hostname, port, metrics_url.rstrip("/") if metrics_url else None)
+    return Target(
+        url.rstrip("/"), transport, parts.hostname, port, metrics_url.rstrip("/") if metrics_url else None
+    )
 
 
 # ---------------------------------------------------------------------------------------------- workload
@@ -341,7 +343,9 @@ async def run_load(target: Target, samples: Sequence[Sample], cfg: LoadConfig,
             if mode == "closed":
                 ph = await closed_loop(tr.send, samples, int(level), cfg.max_requests, cfg.max_duration_s)
             else:
-                ph = await open_loop(tr.send, samples, level, cfg.max_requests, cfg.max_duration_s, cfg.arrivals)
+                ph = await open_loop(
+                    tr.send, samples, level, cfg.max_requests, cfg.max_duration_s, cfg.arrivals
+                )
             ph.batches = batch_deltas(before, await _scrape(target.metrics_url))
             results.append(ph)
             if on_phase is not None:
@@ -349,4 +353,3 @@ async def run_load(target: Target, samples: Sequence[Sample], cfg: LoadConfig,
     finally:
         await tr.close()
     return results
-

@@ -1,4 +1,4 @@
-"""Fixtures for ``posesvc eval`` / ``posesvc bench`` tests: the CLI with the two commands registered, and a
+"""Fixtures for ``posesvc eval`` / ``posesvc bench`` tests: the CLI entry point, and a
 real ``posesvc serve`` (small fixture model) shared by this package's tests."""
 
 from __future__ import annotations
@@ -9,12 +9,10 @@ from tests.transport.conftest import start_server, stop_server
 
 
 @pytest.fixture
-def cli(monkeypatch):
-    """``service.cli.main.main`` with ``eval`` and ``bench`` in ``COMMANDS`` (main.py is not edited here)."""
-    from service.cli import bench, main
-    from service.cli import eval as eval_cmd
+def cli():
+    """``service.cli.main.main`` (``eval`` and ``bench`` are registered commands)."""
+    from service.cli import main
 
-    monkeypatch.setattr(main, "COMMANDS", [*main.COMMANDS, eval_cmd, bench])
     return main.main
 
 

@@ -41,8 +41,8 @@ def test_eval_url_rest_matches_inprocess(cli, samples, eval_server, small_card_p
 
 
 def test_eval_url_grpc_matches_inprocess(cli, samples, eval_server, small_estimator, tmp_path):
-    """gRPC carries boxes as float32 (proto ``float``): the in-process reference gets the same rounding
-    (with random weights a 1e-5 px crop shift can move an argmax far away)."""
+    """gRPC carries boxes as doubles, so remote and in-process runs see identical boxes (with random weights a
+    1e-5 px crop shift can move an argmax far away)."""
     from service.evaluation.coco import (
         ground_truth_boxes,
         inprocess_runner,
@@ -55,7 +55,7 @@ def test_eval_url_grpc_matches_inprocess(cli, samples, eval_server, small_estima
 
     remote = _url_eval(cli, samples, "grpc://" + eval_server.grpc, tmp_path)
     coco = load_coco(samples / "test_coco.json")
-    boxes = {k: v.astype(np.float32).astype(np.float64) for k, v in ground_truth_boxes(coco, [40083, 785]).items()}
+    boxes = ground_truth_boxes(coco, [40083, 785])
     runner = inprocess_runner(PosePipeline(small_estimator), PoseOptions())
     local, _ = predict_dataset(runner, coco, samples, [40083, 785], boxes, progress=False)
     _assert_same(remote, results_entries(local))
