@@ -254,6 +254,11 @@ class TestGrpc:
         e = _code(stub, _req(huge_png()))
         assert e.code() == grpc.StatusCode.INVALID_ARGUMENT and e.details().startswith("image_too_large")
 
+    def test_image_too_many_bytes(self, stub):
+        """Under the gRPC message limit (3 MiB) but over the image limit (2 MiB): the engine refuses it."""
+        e = _code(stub, _req(big_noise_png(2 * 1024 * 1024 + 10)))
+        assert e.code() == grpc.StatusCode.INVALID_ARGUMENT and e.details().startswith("payload_too_large")
+
     def test_message_too_large(self, stub):
         e = _code(stub, _req(b"\0" * (4 * 1024 * 1024)))
         assert e.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
