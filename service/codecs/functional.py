@@ -263,24 +263,22 @@ def dark_decode(
     # where far bounds the raw values outside C (>= 0). That bound is evaluated on the ring of positions whose
     # window reaches C; farther out it is just far. Planes where max(G) does not dominate the bound (noise,
     # several peaks) take the literal full-plane path, so the result is the same either way.
-    grid, grid_inside, patch = _local_blur(heatmaps, coords, blur_kernel, 2)
-    local_max = torch.where(grid_inside, grid, torch.tensor(float("-inf"), dtype=grid.dtype, device=dev))
-    local_max = local_max.flatten(2).amax(-1)  # (N, K) float64: max of the exact 5×5 blurred grid
-    far = _max_outside_box(heatmaps, coords, core).clamp_min(0.0).to(torch.float64)
+    grid, _, patch = _local_blur(heatmaps, coords, blur_kernel, 2)
+    # Only joints inside the Taylor bounds use r, and their 5×5 grid lies inside the plane: no masking needed.
+    local_max = grid.flatten(2).amax(-1)  # (N, K) float64: max of the exact 5×5 blurred grid
+    far = _max_outside_box(heatmaps, coords, core).clamp_min(0.0)
     c0 = 2 + b - core
-    core_patch = patch[..., c0 : c0 + 2 * core + 1, c0 : c0 + 2 * core + 1]  # (N, K, 7, 7), zeros off-plane
-    ring_blur, ring_mass = _core_blur(
-        core_patch, blur_kernel, core
-    )  # (N, K, S, S), (S, S) with S = 2(core+b)+1
-    bound = ring_blur + far[..., None, None] * (1.0 - ring_mass)
-    rr = core + b
-    offs = torch.arange(-rr, rr + 1, device=dev)
-    ring = (offs.abs().view(-1, 1) > 2) | (offs.abs().view(1, -1) > 2)  # outside G
-    ys = coords[..., 1].to(torch.long)[..., None, None] + offs.view(1, 1, -1, 1)
-    xs = coords[..., 0].to(torch.long)[..., None, None] + offs.view(1, 1, 1, -1)
-    on_plane = (ys >= 0) & (ys < h) & (xs >= 0) & (xs < w)
-    bound = torch.where(ring & on_plane, bound, torch.tensor(float("-inf"), dtype=bound.dtype, device=dev))
-    outside_max = torch.maximum(bound.flatten(2).amax(-1), far)
+    core_patch = patch[..., c0 : c0 + 2 * core + 1, c0 : c0 + 2 * core + 1].to(
+        torch.float32
+    )  # zeros off-plane
+    ring_blur, ring_mass = _core_blur(core_patch, blur_kernel, core)  # (N, K, S, S), (S, S); S = 2(core+b)+1
+    # The bound is only a certificate: float32 is enough with a margin above its round-off, and ring positions
+    # off the plane may be included (a bound over more positions is still a bound).
+    bound = (ring_blur + far[..., None, None] * (1.0 - ring_mass)).masked_fill(
+        _ring_mask(core + b, 2, dev), float("-inf")
+    )
+    outside_max = torch.maximum(bound.flatten(2).amax(-1), far).to(torch.float64)
+    outside_max = outside_max + outside_max.abs() * 1e-5
     inside = (coords[..., 0] > 1) & (coords[..., 0] < w - 2) & (coords[..., 1] > 1) & (coords[..., 1] < h - 2)
     local_ok = (local_max >= outside_max) & (local_max > 0) & torch.isfinite(local_max)
     grid32 = grid.to(torch.float32)
@@ -301,9 +299,16 @@ def dark_decode(
 
 
 @functools.lru_cache(maxsize=16)
+def _ring_mask(radius: int, inner: int, device: str | torch.device) -> Tensor:
+    """``(S, S)`` bool, True on the inner ``(2·inner+1)²`` box (excluded from the ring), S = 2·radius+1."""
+    offs = torch.arange(-radius, radius + 1, device=device).abs()
+    return (offs.view(-1, 1) <= inner) & (offs.view(1, -1) <= inner)
+
+
+@functools.lru_cache(maxsize=16)
 def _core_taps(ksize: int, core: int, device: str) -> tuple[Tensor, Tensor]:
     """``tx`` ``(2·core+1, S)``: weight of core column ``c`` for ring column ``j`` (``S = 2(core+b)+1``), and the
-    kernel mass the window of each ring position puts on the core box, ``(S, S)``."""
+    kernel mass the window of each ring position puts on the core box, ``(S, S)`` (float32: bound only)."""
     b = (ksize - 1) // 2
     side, out = 2 * core + 1, 2 * (core + b) + 1
     taps = gaussian_taps(ksize, device)
@@ -313,11 +318,11 @@ def _core_taps(ksize: int, core: int, device: str) -> tuple[Tensor, Tensor]:
     ok = (d >= 0) & (d < ksize)
     tx = torch.where(ok, taps[d.clamp(0, ksize - 1)], torch.zeros((), dtype=torch.float64, device=device))
     col_mass = tx.sum(0)  # (S,)
-    return tx, col_mass.view(-1, 1) * col_mass.view(1, -1)
+    return tx.to(torch.float32), (col_mass.view(-1, 1) * col_mass.view(1, -1)).to(torch.float32)
 
 
 def _core_blur(core_patch: Tensor, ksize: int, core: int) -> tuple[Tensor, Tensor]:
-    """Blur of a ``(2·core+1)²`` raw core (float64, zero elsewhere) on the ``S×S`` grid of positions whose window
+    """Blur of a ``(2·core+1)²`` raw core (float32, zero elsewhere) on the ``S×S`` grid of positions whose window
     reaches it, plus the kernel mass on the core per position."""
     tx, mass = _core_taps(ksize, core, str(core_patch.device))
     return torch.matmul(tx.T, torch.matmul(core_patch, tx)), mass

@@ -93,3 +93,34 @@ def test_codec_object(name):
 def test_unknown_codec():
     with pytest.raises(ValueError, match="unknown codec"):
         HeatmapCodec("nope").decode(torch.zeros(1, 1, 8, 8))
+
+
+@pytest.mark.parametrize("ksize", [3, 11, 17])
+def test_local_decoder_equals_literal_full_plane_decoder(ksize):
+    """The fast path (5×5 local blur + certified rescale maximum, full-plane fallback) gives the same coordinates
+    as the literal DarkPose decode on Gaussian, noisy, multi-peak, flat, negative and border maps."""
+    from service.codecs.functional import dark_decode_exact
+
+    g = torch.Generator().manual_seed(ksize)
+    n, k, h, w = 24, 17, 64, 48
+    ys = torch.arange(h).view(1, 1, h, 1).float()
+    xs = torch.arange(w).view(1, 1, 1, w).float()
+    cx = torch.rand(n, k, 1, 1, generator=g) * (w + 8) - 4
+    cy = torch.rand(n, k, 1, 1, generator=g) * (h + 8) - 4
+    sig = 1 + 2 * torch.rand(n, k, 1, 1, generator=g)
+    hm = torch.exp(-((xs - cx) ** 2 + (ys - cy) ** 2) / (2 * sig**2))
+    kind = torch.randint(0, 5, (n, k, 1, 1), generator=g)
+    noise = torch.rand(n, k, h, w, generator=g)
+    hm = torch.where(kind == 1, hm + 0.2 * noise, hm)  # noisy
+    hm = torch.where(kind == 2, hm + 0.9 * torch.roll(hm, shifts=(7, 9), dims=(2, 3)), hm)  # second peak
+    hm = torch.where(kind == 3, noise - 0.5, hm)  # pure noise, negative values
+    hm = torch.where(kind == 4, hm * 0.001 + 0.3, hm)  # nearly flat
+    fast, s1 = dark_decode(hm, ksize)
+    exact, s2 = dark_decode_exact(hm, ksize)
+    assert torch.equal(s1, s2)
+    diff = (fast - exact).abs().amax(-1)
+    assert float((diff == 0).float().mean()) > 0.99
+    # the rare differences are float64 summation-order ulps in ill-conditioned Taylor steps
+    argmax, _ = get_heatmap_maximum(hm)
+    close = diff <= 1e-3
+    assert bool(close.all()) or bool(((fast - argmax).abs().amax(-1)[~close] > 1).all())
