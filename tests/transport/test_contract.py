@@ -6,42 +6,16 @@ from __future__ import annotations
 import concurrent.futures as cf
 import io
 import json
-import struct
-import zlib
 
 import grpc
 import httpx
-import numpy as np
 import pytest
 from PIL import Image
 
 from service.transport.grpc.gen.posesvc.v1 import pose_pb2, pose_pb2_grpc
+from tests.images import big_noise_png, png_header_only
 
 BOX = [[100.0, 50.0, 200.0, 300.0, 0.9]]
-
-
-def huge_png(width: int = 100_000, height: int = 100_000) -> bytes:
-    def chunk(kind: bytes, payload: bytes) -> bytes:
-        return (
-            struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
-        )
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", ihdr)
-        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
-        + chunk(b"IEND", b"")
-    )
-
-
-def big_noise_png(nbytes: int) -> bytes:
-    side = int((nbytes / 3) ** 0.5) + 16
-    arr = np.random.default_rng(0).integers(0, 255, (side, side, 3), dtype=np.uint8)
-    buf = io.BytesIO()
-    Image.fromarray(arr).save(buf, format="PNG", compress_level=0)
-    assert len(buf.getvalue()) > nbytes
-    return buf.getvalue()
 
 
 def post(server, data: bytes, boxes=BOX, ctype="image/jpeg", headers=None, **fields):
@@ -90,7 +64,7 @@ class TestRest:
         assert_problem(post(server, coco_jpeg[: len(coco_jpeg) // 2]), 400, "undecodable_image")
 
     def test_image_too_many_pixels_refused_before_decode(self, server):
-        body = assert_problem(post(server, huge_png(), ctype="image/png"), 413, "image_too_large")
+        body = assert_problem(post(server, png_header_only(), ctype="image/png"), 413, "image_too_large")
         assert "megapixels" in body["detail"]
 
     def test_image_too_many_bytes(self, server):
@@ -251,7 +225,7 @@ class TestGrpc:
         assert e.details().split(":")[0] in ("undecodable_image", "unsupported_media_type")
 
     def test_too_many_pixels(self, stub):
-        e = _code(stub, _req(huge_png()))
+        e = _code(stub, _req(png_header_only()))
         assert e.code() == grpc.StatusCode.INVALID_ARGUMENT and e.details().startswith("image_too_large")
 
     def test_image_too_many_bytes(self, stub):

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import io
-import struct
-import zlib
 
 import numpy as np
 import pytest
@@ -12,6 +10,7 @@ from PIL import Image
 
 from service.errors import ImageTooLarge, UndecodableImage, UnsupportedMediaType
 from service.pipeline.image import decode_image
+from tests.images import png_header_only
 
 
 def _encode(arr, fmt, **kw):
@@ -66,25 +65,8 @@ def test_exif_orientation(rgb):
     np.testing.assert_array_equal(upright, np.ascontiguousarray(np.rot90(raw, -1)))
 
 
-def _png_header_only(width, height):
-    """A tiny PNG whose header claims a huge size (a decompression bomb's calling card)."""
-
-    def chunk(kind, payload):
-        return (
-            struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
-        )
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", ihdr)
-        + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
-        + chunk(b"IEND", b"")
-    )
-
-
 def test_bomb_refused_before_decode():
-    data = _png_header_only(100_000, 100_000)
+    data = png_header_only(100_000, 100_000)
     assert len(data) < 200
     with pytest.raises(ImageTooLarge, match="megapixels"):
         decode_image(data, max_pixels=50_000_000)
