@@ -35,11 +35,15 @@ def get_heatmap_maximum(heatmaps: Tensor) -> tuple[Tensor, Tensor]:
     """
     n, k, h, w = heatmaps.shape
     flat = heatmaps.reshape(n, k, h * w)
-    maxvals = flat.amax(dim=2)
     if heatmaps.device.type == "cpu":
-        idx = torch.from_numpy(np.argmax(flat.detach().numpy(), axis=2))
+        a = flat.detach().numpy()
+        idx_np = np.argmax(a, axis=2)
+        idx = torch.from_numpy(idx_np)
+        # the value at the first maximum is the maximum (and NaN when the plane has one, like np.amax)
+        maxvals = torch.from_numpy(np.take_along_axis(a, idx_np[..., None], axis=2)[..., 0])
     else:
         idx = flat.argmax(dim=2)
+        maxvals = flat.amax(dim=2)
     coords = torch.stack([idx % w, torch.div(idx, w, rounding_mode="floor")], dim=-1).to(torch.float32)
     coords = torch.where((maxvals > 0).unsqueeze(-1), coords, torch.zeros_like(coords))
     return coords, maxvals.to(torch.float32)
@@ -345,6 +349,15 @@ def _max_outside_box(heatmaps: Tensor, coords: Tensor, half: int) -> Tensor:
     # the reduction itself. Duplicate indices all hold the peak, so the restore is consistent.
     with torch.inference_mode():
         flat = heatmaps.reshape(n, k, h * w)
+        if flat.device.type == "cpu":  # NumPy's SIMD reductions are several times faster here
+            arr, ix = flat.detach().numpy(), idx.numpy()
+            saved_np = np.take_along_axis(arr, ix, axis=2)
+            np.put_along_axis(arr, ix, -np.inf, axis=2)
+            try:
+                far_np = arr.max(axis=2)
+            finally:
+                np.put_along_axis(arr, ix, saved_np, axis=2)
+            return torch.from_numpy(far_np)
         saved = torch.gather(flat, 2, idx)
         flat.scatter_(2, idx, float("-inf"))
         try:
