@@ -43,13 +43,18 @@ def bench_decode(n: int, reps: int) -> None:
     hm, _ = unbiased_gaussian_targets(pts, torch.ones(n, 17), (48, 64), 2.0)
     hm = hm + 0.05 * torch.rand_like(hm)
     hm_np = hm.numpy()
-    dark_decode(hm, 11)  # warm-up
-    vec = _median_time(lambda: dark_decode(hm, 11), reps)
-    loop = _median_time(lambda: dark_decode_loop(hm_np, 11), max(1, reps // 2))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # one core each: the loop is single-threaded Python + OpenCV
+    try:
+        dark_decode(hm, 11)  # warm-up
+        vec = _median_time(lambda: dark_decode(hm, 11), reps)
+        loop = _median_time(lambda: dark_decode_loop(hm_np, 11), max(1, reps // 2))
+    finally:
+        torch.set_num_threads(threads)
     c1, _ = dark_decode(hm, 11)
     c2, _ = dark_decode_loop(hm_np, 11)
     agree = float(np.abs(c1.numpy() - c2).max())
-    print(f"DARK decode, {n} persons x 17 joints, 64x48 heatmaps (median of {reps}):")
+    print(f"DARK decode, {n} persons x 17 joints, 64x48 heatmaps, one thread each (median of {reps}):")
     print(f"  vectorised torch : {vec / n * 1e3:8.3f} ms/person")
     print(f"  per-joint loop   : {loop / n * 1e3:8.3f} ms/person")
     print(f"  speed-up         : {loop / vec:8.1f}x   (max coord difference {agree:.2e} px)")
