@@ -179,8 +179,12 @@ def run_micro(args: argparse.Namespace) -> int:
     print(f"{card.name} on {est.device} ({'trained' if est.trained else 'random weights'}), "
           f"{args.persons} persons per batch, median of {args.reps}; {hw['cpu']}, {hw['nproc']} CPUs, "
           f"torch {hw['torch']} ({hw['torch_threads']} threads)", flush=True)  # fmt: skip
-    rows = micro_bench(est, args.persons, args.reps, args.decode_persons, args.precisions,
-                       loop_decode=not args.no_loop_decode)  # fmt: skip
+    try:
+        rows = micro_bench(est, args.persons, args.reps, args.decode_persons, args.precisions,
+                           loop_decode=not args.no_loop_decode)  # fmt: skip
+    except ValueError as exc:
+        print(f"posesvc bench: error: {exc}", file=sys.stderr)
+        return 2
     print(format_rows(rows))
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "micro.json"

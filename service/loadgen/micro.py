@@ -83,6 +83,8 @@ def micro_bench(
     if precisions is None:
         precisions = ("fp32", "bf16", "fp16") if dev.type == "cuda" else ("fp32", "bf16")
     assert precisions is not None
+    if "fp16" in precisions and dev.type != "cuda":
+        raise ValueError("fp16 needs a CUDA device; on CPU use fp32 or bf16")
     img, boxes = _synthetic(persons)
     rows: list[MicroRow] = []
 
