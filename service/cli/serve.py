@@ -123,15 +123,18 @@ def run(args: argparse.Namespace) -> int:
         log_level=s.log_level,
         lifespan="on",
         timeout_graceful_shutdown=max(1, round(s.engine.drain_grace_s)),
+        ssl_certfile=str(s.tls_cert_file) if s.tls_cert_file is not None else None,
+        ssl_keyfile=str(s.tls_key_file) if s.tls_key_file is not None else None,
     )
     server = _Server(config, engine)
     # uvicorn re-raises the signal it caught after its graceful shutdown; make that a no-op so that a
     # SIGTERM/SIGINT shutdown exits 0 instead of dying from the re-raised signal.
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: None)
-    grpc_url = f" and grpc://{s.host}:{s.grpc_port}" if grpc_server else ""
+    scheme = "https" if s.tls_enabled else "http"
+    grpc_url = f" and grpc{'s' if s.tls_enabled else ''}://{s.host}:{s.grpc_port}" if grpc_server else ""
     log.info(
-        "serving %s on %s at http://%s:%d%s", card.name, ",".join(devices), s.host, s.http_port, grpc_url
+        "serving %s on %s at %s://%s:%d%s", card.name, ",".join(devices), scheme, s.host, s.http_port, grpc_url
     )
     server.run()
     return 0
