@@ -270,6 +270,82 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         return grpc.unary_unary_rpc_method_handler(deny)
 
 
+class _Undecodable:
+    """Stands in for a request message that failed to parse (so the RPC can answer INVALID_ARGUMENT)."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+
+class DecodeGuardInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    """A request that is not a valid protobuf message gets INVALID_ARGUMENT with a message, instead of grpc's
+    default UNKNOWN ("Unexpected DecodeError")."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(details)
+        if handler is None or handler.request_deserializer is None:
+            return handler
+        deser = handler.request_deserializer
+        method = details.method or ""
+
+        def safe(data: bytes) -> Any:
+            try:
+                return deser(data)
+            except Exception as exc:
+                return _Undecodable(exc)
+
+        async def bad(context: grpc.aio.ServicerContext, err: _Undecodable) -> None:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"invalid_input: the request is not a valid message for {method}: {err.error}"[:500],
+            )
+
+        async def checked(it: Any, context: grpc.aio.ServicerContext) -> Any:
+            async for msg in it:
+                if isinstance(msg, _Undecodable):
+                    await bad(context, msg)
+                yield msg
+
+        kw = {"request_deserializer": safe, "response_serializer": handler.response_serializer}
+        if handler.unary_unary is not None:
+            uu = handler.unary_unary
+
+            async def unary_unary(req: Any, context: grpc.aio.ServicerContext) -> Any:
+                if isinstance(req, _Undecodable):
+                    await bad(context, req)
+                return await uu(req, context)
+
+            return grpc.unary_unary_rpc_method_handler(unary_unary, **kw)
+        if handler.unary_stream is not None:
+            us = handler.unary_stream
+
+            async def unary_stream(req: Any, context: grpc.aio.ServicerContext) -> Any:
+                if isinstance(req, _Undecodable):
+                    await bad(context, req)
+                async for out in us(req, context):
+                    yield out
+
+            return grpc.unary_stream_rpc_method_handler(unary_stream, **kw)
+        if handler.stream_unary is not None:
+            su = handler.stream_unary
+
+            async def stream_unary(it: Any, context: grpc.aio.ServicerContext) -> Any:
+                return await su(checked(it, context), context)
+
+            return grpc.stream_unary_rpc_method_handler(stream_unary, **kw)
+        ss = handler.stream_stream
+
+        async def stream_stream(it: Any, context: grpc.aio.ServicerContext) -> Any:
+            async for out in ss(checked(it, context), context):
+                yield out
+
+        return grpc.stream_stream_rpc_method_handler(stream_stream, **kw)
+
+
 class GrpcServer:
     """Owns the grpc.aio server, its health servicer and the readiness watcher.
 
@@ -304,7 +380,9 @@ class GrpcServer:
             ("grpc.max_receive_message_length", s.grpc_max_message_bytes),
             ("grpc.max_send_message_length", s.grpc_max_message_bytes),
         ]
-        self.server = grpc.aio.server(options=opts, interceptors=self.interceptors)
+        self.server = grpc.aio.server(
+            options=opts, interceptors=[*self.interceptors, DecodeGuardInterceptor()]
+        )
         self.health = health.aio.HealthServicer()
         servicer = PoseServicer(
             self.engine,
