@@ -119,7 +119,7 @@ OPTION_TEXT = st.one_of(
 )
 OPTIONS = st.fixed_dictionaries(
     {},
-    optional={k: OPTION_TEXT for k in ("flip", "min_score", "max_persons", "nms", "format", "image_id")},
+    optional=dict.fromkeys(("flip", "min_score", "max_persons", "nms", "format", "image_id"), OPTION_TEXT),
 )
 CONTENT_TYPES = st.sampled_from(
     ["image/jpeg", "image/png", "image/webp", "text/plain", "application/json", "application/octet-stream",
