@@ -79,7 +79,7 @@ def self_signed(tmp: Path) -> tuple[Path, Path]:
     return cert, key
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def rel_server(tmp_path_factory, small_card_path, small_weights):
     """A plain server (the transport suite's small limits: queue 4, 64 boxes, 2 MiB images)."""
     srv = start_server(tmp_path_factory.mktemp("rel"), small_card_path, small_weights)
