@@ -120,3 +120,35 @@ def test_tls_and_stream_limit(tls_server) -> None:
     line = next(x for x in m.splitlines() if x.startswith('posesvc_requests_rejected_total{reason="stream_limit"}'))
     assert float(line.split()[-1]) >= 1
     ch.close()
+
+
+def test_tls_settings_need_both_files(tmp_path) -> None:
+    from pydantic import ValidationError
+
+    from service.settings import Settings
+
+    with pytest.raises(ValidationError, match="together"):
+        Settings(tls_cert_file=tmp_path / "c.pem")
+    s = Settings(tls_cert_file=tmp_path / "c.pem", tls_key_file=tmp_path / "k.pem")
+    assert s.tls_enabled and not Settings().tls_enabled
+    assert Settings().max_streams_per_client == 8
+
+
+def test_client_identity_is_key_digest_or_peer_host() -> None:
+    from service.transport.grpc.server import client_identity
+
+    class Ctx:
+        def __init__(self, md, peer):
+            self.md, self._peer = md, peer
+
+        def invocation_metadata(self):
+            return self.md
+
+        def peer(self):
+            return self._peer
+
+    a = client_identity(Ctx((("x-api-key", "secret"),), "ipv4:127.0.0.1:5000"))
+    b = client_identity(Ctx((("authorization", "Bearer secret"),), "ipv4:10.0.0.2:6000"))
+    assert a == b and a.startswith("key:") and "secret" not in a
+    assert client_identity(Ctx((), "ipv4:127.0.0.1:5000")) == client_identity(Ctx((), "ipv4:127.0.0.1:6001"))
+    assert client_identity(Ctx((), "ipv6:[::1]:5000")) == "ipv6:[::1]"
