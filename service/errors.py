@@ -57,6 +57,17 @@ class Overloaded(PoseServiceError):
         self.retry_after_s = retry_after_s
 
 
+class StreamLimitExceeded(PoseServiceError):
+    """The client already has the maximum number of concurrent streams open."""
+
+    code = "stream_limit"
+    client_error = True
+
+    def __init__(self, message: str, retry_after_s: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
 class DeadlineExceeded(PoseServiceError):
     code = "deadline_exceeded"
 

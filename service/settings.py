@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Literal
 
 from platformdirs import user_cache_dir
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -88,6 +88,13 @@ class Settings(BaseSettings):
     stream_idle_ttl_s: float = Field(
         60.0, gt=0, description="a video stream with no frame received or answered for this long (s) ends"
     )
+    max_streams_per_client: int = Field(
+        8, ge=1, description="concurrent gRPC video streams per client (API key, else peer address)"
+    )
+    tls_cert_file: Path | None = Field(
+        None, description="PEM certificate (chain): serve HTTPS and gRPC over TLS (needs tls_key_file)"
+    )
+    tls_key_file: Path | None = Field(None, description="PEM private key for tls_cert_file")
     api_key_hashes: list[str] = Field(
         default_factory=list,
         description="SHA-256 hex digests of accepted API keys (empty = no auth); `posesvc hash-key` prints one",
@@ -103,6 +110,16 @@ class Settings(BaseSettings):
     model: ModelSettings = Field(default_factory=ModelSettings)
     detector: DetectorSettings = Field(default_factory=DetectorSettings)
     engine: EngineSettings = Field(default_factory=EngineSettings)
+
+    @model_validator(mode="after")
+    def _check_tls(self) -> Settings:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("tls_cert_file and tls_key_file must be set together")
+        return self
+
+    @property
+    def tls_enabled(self) -> bool:
+        return self.tls_cert_file is not None and self.tls_key_file is not None
 
     @field_validator("device")
     @classmethod

@@ -8,6 +8,7 @@ SIGTERM/SIGINT: ``/readyz`` turns 503 and admission stops at once, admitted requ
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import signal
 from types import FrameType
@@ -27,6 +28,9 @@ from ..transport.http.security import KeyChecker
 from .common import add_model_args, load_model_card, settings_from_args
 
 log = logging.getLogger("posesvc.serve")
+
+#: uvicorn waits this much longer than the engine's drain grace, so leftovers are answered, not cut off (s)
+DRAIN_MARGIN_S = 3.0
 
 
 def register(sub: Any) -> None:
@@ -71,15 +75,26 @@ def serve_settings(args: argparse.Namespace) -> Settings:
 class _Server(uvicorn.Server):
     """uvicorn server that also puts the engine into draining the moment a signal arrives."""
 
-    def __init__(self, config: uvicorn.Config, engine: PoseEngine) -> None:
+    def __init__(self, config: uvicorn.Config, engine: PoseEngine, grace_s: float) -> None:
         super().__init__(config)
         self.engine = engine
+        self.grace_s = grace_s
+        self._drain: asyncio.Task[None] | None = None
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         loop = self.engine.loop
         if loop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(self.engine.begin_drain)
+            loop.call_soon_threadsafe(self._start_drain)
         super().handle_exit(sig, frame)
+
+    def _start_drain(self) -> None:
+        """Stop admission now and start the engine's drain clock at the signal: whatever is still unanswered
+        when the grace period ends is failed with a clear error (503 not_ready / engine_error problem) while
+        uvicorn still waits for its connections (its own timeout is longer), instead of uvicorn cancelling
+        the handlers (a bare 500)."""
+        self.engine.begin_drain()
+        if self._drain is None:
+            self._drain = asyncio.ensure_future(self.engine.shutdown(self.grace_s))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -122,16 +137,20 @@ def run(args: argparse.Namespace) -> int:
         port=s.http_port,
         log_level=s.log_level,
         lifespan="on",
-        timeout_graceful_shutdown=max(1, round(s.engine.drain_grace_s)),
+        # longer than the engine's drain (started at the signal): answers of failed leftovers get written
+        timeout_graceful_shutdown=max(1, round(s.engine.drain_grace_s + DRAIN_MARGIN_S)),
+        ssl_certfile=str(s.tls_cert_file) if s.tls_cert_file is not None else None,
+        ssl_keyfile=str(s.tls_key_file) if s.tls_key_file is not None else None,
     )
-    server = _Server(config, engine)
+    server = _Server(config, engine, s.engine.drain_grace_s)
     # uvicorn re-raises the signal it caught after its graceful shutdown; make that a no-op so that a
     # SIGTERM/SIGINT shutdown exits 0 instead of dying from the re-raised signal.
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: None)
-    grpc_url = f" and grpc://{s.host}:{s.grpc_port}" if grpc_server else ""
+    scheme = "https" if s.tls_enabled else "http"
+    grpc_url = f" and grpc{'s' if s.tls_enabled else ''}://{s.host}:{s.grpc_port}" if grpc_server else ""
     log.info(
-        "serving %s on %s at http://%s:%d%s", card.name, ",".join(devices), s.host, s.http_port, grpc_url
+        "serving %s on %s at %s://%s:%d%s", card.name, ",".join(devices), scheme, s.host, s.http_port, grpc_url
     )
     server.run()
     return 0

@@ -145,6 +145,7 @@ class PoseEngine:
         self._started = False
         self._draining = False
         self._stopped = False
+        self._shutdown_task: asyncio.Future[None] | None = None
         self._ever_ready = threading.Event()
         self._failed_startup: list[BaseException] = []
         self.info: ModelInfo | None = None
@@ -193,9 +194,16 @@ class PoseEngine:
     async def shutdown(self, grace_s: float | None = None) -> None:
         """Stop admitting, let admitted requests finish for up to ``grace_s`` (s, default ``drain_grace_s``),
         then stop the workers and fail whatever is left (:class:`NotReady` if queued, :class:`EngineError` if
-        computing)."""
+        computing). Calls made while a shutdown runs wait for that one (the first call's grace applies)."""
         if not self._started or self._stopped:
             return
+        self.begin_drain()  # at once, before the first await
+        task = self._shutdown_task
+        if task is None:
+            task = self._shutdown_task = asyncio.ensure_future(self._shutdown(grace_s))
+        await asyncio.shield(task)
+
+    async def _shutdown(self, grace_s: float | None) -> None:
         grace = self.config.drain_grace_s if grace_s is None else grace_s
         self.begin_drain()
         end = time.monotonic() + grace

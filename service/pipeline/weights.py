@@ -14,6 +14,7 @@ import hashlib
 import os
 import shutil
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,6 +89,8 @@ def fetch(card: ModelCard, weights_dir: Path, *, progress: bool = True, timeout:
         raise WeightsError(
             f"model card {card.name!r} has a URL but no sha256; refusing to fetch unverified weights"
         )
+    if urllib.parse.urlsplit(url).scheme not in ("https", "http"):
+        raise WeightsError(f"model card {card.name!r}: only http(s) checkpoint URLs are fetched, got {url!r}")
     dest = cached_path(card, weights_dir)
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_suffix(dest.suffix + ".part")
@@ -96,7 +99,8 @@ def fetch(card: ModelCard, weights_dir: Path, *, progress: bool = True, timeout:
     if start:
         req.add_header("Range", f"bytes={start}-")
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
+        # scheme checked above (no file:/custom schemes); the card's URL is operator config, never client input
+        with urllib.request.urlopen(req, timeout=timeout) as resp:  # nosec B310
             if start and resp.status != 206:
                 start = 0  # server ignored Range: restart
             total = resp.length + start if resp.length is not None else None

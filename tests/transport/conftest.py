@@ -6,6 +6,7 @@ import io
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -43,7 +44,9 @@ class Server:
 
 
 def start_server(tmp: Path, card: Path, weights: Path | None, extra_env: dict[str, str] | None = None,
-                 extra_args: list[str] | None = None, timeout_s: float = 180.0) -> Server:  # fmt: skip
+                 extra_args: list[str] | None = None, timeout_s: float = 180.0,
+                 tls_ca: Path | None = None) -> Server:  # fmt: skip
+    """``tls_ca``: the server serves HTTPS (POSESVC_TLS_* in ``extra_env``); trust this CA (PEM) when polling."""
     hp, gp = free_port(), free_port()
     env = {**os.environ, **LIMITS, "POSESVC_WEIGHTS_DIR": str(tmp / "weights"), **(extra_env or {})}
     log = tmp / f"server-{hp}.log"
@@ -52,13 +55,14 @@ def start_server(tmp: Path, card: Path, weights: Path | None, extra_env: dict[st
            "--detector-weights", "yolov8n.yaml", "--allow-untrained", *(extra_args or [])]  # fmt: skip
     with open(log, "wb") as out:  # the child keeps its own copy of the descriptor
         proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{hp}"
+    url = f"{'https' if tls_ca else 'http'}://127.0.0.1:{hp}"
+    verify: bool | ssl.SSLContext = ssl.create_default_context(cafile=str(tls_ca)) if tls_ca else True
     end = time.monotonic() + timeout_s
     while time.monotonic() < end:
         if proc.poll() is not None:
             raise RuntimeError(f"server exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
         try:
-            if httpx.get(url + "/readyz", timeout=2).status_code == 200:
+            if httpx.get(url + "/readyz", timeout=2, verify=verify).status_code == 200:
                 return Server(url, f"127.0.0.1:{gp}", proc, log)
         except httpx.HTTPError:
             pass

@@ -8,16 +8,18 @@ deadline), UNAVAILABLE (not ready / draining), UNAUTHENTICATED (API key), INTERN
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from ...errors import Overloaded, PoseServiceError
+from ...errors import Overloaded, PoseServiceError, StreamLimitExceeded
 from ...schemas import PoseRequest
 from ...streaming.registry import StreamRegistry
 from ...streaming.runner import FrameIn, FrameOut, StreamRunner
@@ -40,6 +42,7 @@ SERVICE_NAME = pose_pb2.DESCRIPTOR.services_by_name["PoseService"].full_name
 
 CODES: dict[str, grpc.StatusCode] = {
     "overloaded": grpc.StatusCode.RESOURCE_EXHAUSTED,
+    "stream_limit": grpc.StatusCode.RESOURCE_EXHAUSTED,
     "deadline_exceeded": grpc.StatusCode.DEADLINE_EXCEEDED,
     "not_ready": grpc.StatusCode.UNAVAILABLE,
     "unauthenticated": grpc.StatusCode.UNAUTHENTICATED,
@@ -65,6 +68,7 @@ class PoseServicer(pose_pb2_grpc.PoseServiceServicer):  # type: ignore[misc]
         metrics: Any = None,
         streams: StreamRegistry | None = None,
         max_pixels: int = 50_000_000,
+        max_streams_per_client: int = 8,
     ) -> None:
         self.engine = engine
         self.joint_names = joint_names
@@ -72,6 +76,7 @@ class PoseServicer(pose_pb2_grpc.PoseServiceServicer):  # type: ignore[misc]
         self.metrics = metrics
         self.streams = streams if streams is not None else StreamRegistry()
         self.max_pixels = max_pixels
+        self.max_streams_per_client = max_streams_per_client
 
     def _count(self, method: str, code: grpc.StatusCode, t0: float) -> None:
         if self.metrics is not None:
@@ -161,7 +166,20 @@ class PoseServicer(pose_pb2_grpc.PoseServiceServicer):  # type: ignore[misc]
             if runner is not None:
                 runner.expire()
 
-        session = self.streams.open(opts, client=context.peer() or "", on_expire=expire)
+        # check and open with no await in between: the count cannot change under us (event-loop only)
+        client = client_identity(context)
+        if self.streams.count_for(client) >= self.max_streams_per_client:
+            if self.metrics is not None:
+                self.metrics.requests_rejected_total.labels(reason="stream_limit").inc()
+            await abort(
+                context,
+                StreamLimitExceeded(
+                    f"this client already has {self.max_streams_per_client} open streams (the limit); "
+                    "close one or retry later"
+                ),
+            )
+            return
+        session = self.streams.open(opts, client=client, on_expire=expire)
         runner = StreamRunner(self.engine, session, on_frame=self._count_frame)
 
         async def frames() -> Any:
@@ -187,8 +205,22 @@ class PoseServicer(pose_pb2_grpc.PoseServiceServicer):  # type: ignore[misc]
         return frame_from_proto(f, self.max_boxes, self.max_pixels)
 
 
+def client_identity(context: grpc.aio.ServicerContext) -> str:
+    """Who a stream belongs to, for the per-client stream limit: the API key (as a short digest, never in
+    clear) when one is presented, else the peer address without its port (``ipv4:127.0.0.1``)."""
+    md = {k.lower(): v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
+    key = md.get("x-api-key")
+    if not key and md.get("authorization", "").lower().startswith("bearer "):
+        key = md["authorization"][7:].strip()
+    if key:
+        return "key:" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:16]
+    peer = context.peer() or ""
+    head, sep, tail = peer.rpartition(":")
+    return head if sep and tail.isdigit() else peer
+
+
 async def abort(context: grpc.aio.ServicerContext, exc: PoseServiceError) -> None:
-    if isinstance(exc, Overloaded):
+    if isinstance(exc, Overloaded | StreamLimitExceeded):
         context.set_trailing_metadata((("retry-after-ms", str(int(exc.retry_after_s * 1000))),))
     await context.abort(status_for(exc), f"{exc.code}: {exc.message}")
 
@@ -238,6 +270,82 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         return grpc.unary_unary_rpc_method_handler(deny)
 
 
+class _Undecodable:
+    """Stands in for a request message that failed to parse (so the RPC can answer INVALID_ARGUMENT)."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+
+class DecodeGuardInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    """A request that is not a valid protobuf message gets INVALID_ARGUMENT with a message, instead of grpc's
+    default UNKNOWN ("Unexpected DecodeError")."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(details)
+        if handler is None or handler.request_deserializer is None:
+            return handler
+        deser = handler.request_deserializer
+        method = details.method or ""
+
+        def safe(data: bytes) -> Any:
+            try:
+                return deser(data)
+            except Exception as exc:
+                return _Undecodable(exc)
+
+        async def bad(context: grpc.aio.ServicerContext, err: _Undecodable) -> None:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"invalid_input: the request is not a valid message for {method}: {err.error}"[:500],
+            )
+
+        async def checked(it: Any, context: grpc.aio.ServicerContext) -> Any:
+            async for msg in it:
+                if isinstance(msg, _Undecodable):
+                    await bad(context, msg)
+                yield msg
+
+        kw = {"request_deserializer": safe, "response_serializer": handler.response_serializer}
+        if handler.unary_unary is not None:
+            uu = handler.unary_unary
+
+            async def unary_unary(req: Any, context: grpc.aio.ServicerContext) -> Any:
+                if isinstance(req, _Undecodable):
+                    await bad(context, req)
+                return await uu(req, context)
+
+            return grpc.unary_unary_rpc_method_handler(unary_unary, **kw)
+        if handler.unary_stream is not None:
+            us = handler.unary_stream
+
+            async def unary_stream(req: Any, context: grpc.aio.ServicerContext) -> Any:
+                if isinstance(req, _Undecodable):
+                    await bad(context, req)
+                async for out in us(req, context):
+                    yield out
+
+            return grpc.unary_stream_rpc_method_handler(unary_stream, **kw)
+        if handler.stream_unary is not None:
+            su = handler.stream_unary
+
+            async def stream_unary(it: Any, context: grpc.aio.ServicerContext) -> Any:
+                return await su(checked(it, context), context)
+
+            return grpc.stream_unary_rpc_method_handler(stream_unary, **kw)
+        ss = handler.stream_stream
+
+        async def stream_stream(it: Any, context: grpc.aio.ServicerContext) -> Any:
+            async for out in ss(checked(it, context), context):
+                yield out
+
+        return grpc.stream_stream_rpc_method_handler(stream_stream, **kw)
+
+
 class GrpcServer:
     """Owns the grpc.aio server, its health servicer and the readiness watcher.
 
@@ -272,16 +380,31 @@ class GrpcServer:
             ("grpc.max_receive_message_length", s.grpc_max_message_bytes),
             ("grpc.max_send_message_length", s.grpc_max_message_bytes),
         ]
-        self.server = grpc.aio.server(options=opts, interceptors=self.interceptors)
+        self.server = grpc.aio.server(
+            options=opts, interceptors=[*self.interceptors, DecodeGuardInterceptor()]
+        )
         self.health = health.aio.HealthServicer()
         servicer = PoseServicer(
-            self.engine, self.card.joint_names, s.max_boxes, self.metrics, self.streams, s.max_image_pixels
+            self.engine,
+            self.card.joint_names,
+            s.max_boxes,
+            self.metrics,
+            self.streams,
+            s.max_image_pixels,
+            int(getattr(s, "max_streams_per_client", 8)),
         )
         pose_pb2_grpc.add_PoseServiceServicer_to_server(servicer, self.server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         health_name = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
         reflection.enable_server_reflection((SERVICE_NAME, health_name, reflection.SERVICE_NAME), self.server)
-        self.port = self.server.add_insecure_port(f"{s.host}:{s.grpc_port}")
+        address = f"{s.host}:{s.grpc_port}"
+        if getattr(s, "tls_enabled", False):
+            creds = grpc.ssl_server_credentials(
+                [(Path(s.tls_key_file).read_bytes(), Path(s.tls_cert_file).read_bytes())]
+            )
+            self.port = self.server.add_secure_port(address, creds)
+        else:
+            self.port = self.server.add_insecure_port(address)
         if self.port == 0:
             raise OSError(f"cannot bind gRPC to {s.host}:{s.grpc_port}")
         for name in ("", SERVICE_NAME):

@@ -30,6 +30,7 @@ STATUS: dict[str, tuple[int, str]] = {
     "not_found": (404, "Not found"),
     "method_not_allowed": (405, "Method not allowed"),
     "overloaded": (429, "Overloaded"),
+    "stream_limit": (429, "Too many streams"),
     "not_ready": (503, "Not ready"),
     "deadline_exceeded": (504, "Deadline exceeded"),
     "engine_error": (500, "Inference failed"),
