@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv run predict test lint typecheck bench clean
+.PHONY: venv run predict test lint typecheck bench reliability soak security clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,18 @@ typecheck: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_core.py
+
+## Reliability suite including the slow runs (10-minute soak), then the table of docs/RELIABILITY.md.
+reliability: $(STAMP)
+	$(BIN)/python -m pytest -q -s -m "slow or not slow" tests/reliability tests/engine/test_fault_timing.py
+	$(BIN)/python bench/reliability_report.py
+
+soak: $(STAMP)
+	$(BIN)/python bench/soak.py --duration-s 600 --json test-artifacts/reliability-soak-long.json
+
+## bandit (medium+) and pip-audit (needs pypi.org or OSV; POSESVC_SKIP_PIP_AUDIT=1 reports it as skipped).
+security: $(STAMP)
+	bash .ci/security-scan.sh $(VENV)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache artifacts

@@ -92,9 +92,15 @@ def soak(http: str, grpc_target: str, pid: int, duration_s: float, sample_s: flo
                 if i % 5:
                     params["boxes"] = "[[10,10,150,250],[120,40,150,300]]"
                 if i % 17 == 0:  # a bad input now and then (its error path must not leak either)
-                    r = c.post(http + "/v1/pose", content=img[: len(img) // 3], headers={"Content-Type": "image/jpeg"})
+                    r = c.post(
+                        http + "/v1/pose",
+                        content=img[: len(img) // 3],
+                        headers={"Content-Type": "image/jpeg"},
+                    )
                 else:
-                    r = c.post(http + "/v1/pose", content=img, params=params, headers={"Content-Type": "image/jpeg"})
+                    r = c.post(
+                        http + "/v1/pose", content=img, params=params, headers={"Content-Type": "image/jpeg"}
+                    )
                 count(f"rest_{r.status_code}")
                 if r.status_code == 429:
                     time.sleep(0.05)
@@ -154,7 +160,9 @@ def soak(http: str, grpc_target: str, pid: int, duration_s: float, sample_s: flo
             s["gpu_bytes"] = g
         samples.append(s)
         if now >= next_log:
-            log(f"[soak] t={s['t']:.0f}s rss={s['rss_kb'] / 1024:.1f} MiB fds={s['fds']} threads={s['threads']} {dict(counts)}")
+            log(
+                f"[soak] t={s['t']:.0f}s rss={s['rss_kb'] / 1024:.1f} MiB fds={s['fds']} threads={s['threads']} {dict(counts)}"
+            )
             next_log = now + max(10.0, duration_s / 20)
         time.sleep(sample_s)
     stop.set()
@@ -182,7 +190,9 @@ def soak(http: str, grpc_target: str, pid: int, duration_s: float, sample_s: flo
         "frames": sum(v for k, v in counts.items() if k.startswith("frame_")),
         "streams": sum(v for k, v in counts.items() if k.startswith("stream_")),
         "lost": sum(v for k, v in counts.items() if k.startswith("LOST")),
-        "server_errors": sum(v for k, v in counts.items() if k.startswith("rest_5") or k == "stream_INTERNAL"),
+        "server_errors": sum(
+            v for k, v in counts.items() if k.startswith("rest_5") or k == "stream_INTERNAL"
+        ),
         "rss_base_mib": round(med(base, "rss_kb") / 1024, 1),
         "rss_end_mib": round(med(end, "rss_kb") / 1024, 1),
         "rss_growth_pct": round(100 * (med(end, "rss_kb") / med(base, "rss_kb") - 1), 2),

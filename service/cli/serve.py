@@ -150,7 +150,13 @@ def run(args: argparse.Namespace) -> int:
     scheme = "https" if s.tls_enabled else "http"
     grpc_url = f" and grpc{'s' if s.tls_enabled else ''}://{s.host}:{s.grpc_port}" if grpc_server else ""
     log.info(
-        "serving %s on %s at %s://%s:%d%s", card.name, ",".join(devices), scheme, s.host, s.http_port, grpc_url
+        "serving %s on %s at %s://%s:%d%s",
+        card.name,
+        ",".join(devices),
+        scheme,
+        s.host,
+        s.http_port,
+        grpc_url,
     )
     server.run()
     return 0

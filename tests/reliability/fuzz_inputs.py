@@ -28,10 +28,17 @@ def _base(mode: str = "RGB", w: int = 96, h: int = 128) -> Image.Image:
 
 def huge_png(width: int, height: int) -> bytes:
     def chunk(kind: bytes, payload: bytes) -> bytes:
-        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+        return (
+            struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+        )
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + chunk(b"IEND", b"")
+    )
 
 
 def huge_jpeg(width: int, height: int) -> bytes:
@@ -90,7 +97,9 @@ def images(draw: st.DrawFn) -> tuple[str, bytes]:
     if kind == "prefix":  # a valid magic number followed by garbage
         return f"{name}_magic", data[:12] + draw(st.binary(min_size=0, max_size=512))
     buf = bytearray(data)
-    for pos, val in draw(st.lists(st.tuples(st.integers(0, len(buf) - 1), st.integers(0, 255)), min_size=1, max_size=8)):
+    for pos, val in draw(
+        st.lists(st.tuples(st.integers(0, len(buf) - 1), st.integers(0, 255)), min_size=1, max_size=8)
+    ):
         buf[pos] = val
     return f"{name}_corrupt", bytes(buf)
 
@@ -112,10 +121,14 @@ BOXES_JSON = st.one_of(
     st.lists(BOX, max_size=8).map(_dumps),
     st.integers(60, 5000).map(lambda n: _dumps([[10, 10, 50, 50]] * n)),  # too many
     st.text(max_size=40),  # not JSON, or JSON of the wrong shape
-    st.sampled_from(['{"x": 1}', "[[1,2,3,4,true]]", '[["a","b","c","d"]]', "[null]", "[[1e999,0,1,1]]", "[]"]),
+    st.sampled_from(
+        ['{"x": 1}', "[[1,2,3,4,true]]", '[["a","b","c","d"]]', "[null]", "[[1e999,0,1,1]]", "[]"]
+    ),
 )
 OPTION_TEXT = st.one_of(
-    st.none(), st.text(max_size=12), st.sampled_from(["nan", "inf", "-1", "1e400", "true", "0", "coco", "99999999999999999999"])
+    st.none(),
+    st.text(max_size=12),
+    st.sampled_from(["nan", "inf", "-1", "1e400", "true", "0", "coco", "99999999999999999999"]),
 )
 OPTIONS = st.fixed_dictionaries(
     {},

@@ -120,7 +120,9 @@ def test_sigterm_during_load_drains(tmp_path, small_card_path, small_weights) ->
             return f"rest_LOST_{type(exc).__name__}"
         if r.status_code >= 400 and not r.headers["content-type"].startswith("application/problem+json"):
             return f"rest_LOST_{r.status_code}_plain:{r.text[:60]}"
-        return f"rest_{r.status_code}" + (f"_{r.json()['type'].rsplit(':', 1)[-1]}" if r.status_code >= 500 else "")
+        return f"rest_{r.status_code}" + (
+            f"_{r.json()['type'].rsplit(':', 1)[-1]}" if r.status_code >= 500 else ""
+        )
 
     def grpc_one() -> str:
         try:

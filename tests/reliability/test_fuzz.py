@@ -26,7 +26,11 @@ FUZZ = settings(
     max_examples=EXAMPLES,
     deadline=None,
     derandomize=os.environ.get("POSESVC_FUZZ_RANDOM") is None,  # reproducible by default
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
+    suppress_health_check=[
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+    ],
 )
 #: gRPC codes a bad input may get (client errors, and size/overload)
 CLIENT_CODES = {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.OK}
@@ -68,12 +72,16 @@ def test_fuzz_rest(rel_server) -> None:
         fields = {k: v for k, v in {**opts, "boxes": boxes}.items() if v is not None}
         if raw:
             try:
-                r = client.post(base + "/v1/pose", content=data, params=fields, headers={"Content-Type": ctype})
+                r = client.post(
+                    base + "/v1/pose", content=data, params=fields, headers={"Content-Type": ctype}
+                )
             except httpx.InvalidURL:  # the client library refuses a query this long: nothing was sent
                 kinds["client_refused_long_url"] += 1
                 return
         else:
-            r = client.post(base + "/v1/pose", files={"image": ("x", data, ctype or "image/jpeg")}, data=fields)
+            r = client.post(
+                base + "/v1/pose", files={"image": ("x", data, ctype or "image/jpeg")}, data=fields
+            )
         statuses[r.status_code] += 1
         kinds[name.split("_trunc")[0]] += 1
         check_rest_answer(r, f"{name} raw={raw} ctype={ctype!r} fields={str(fields)[:200]}")
@@ -115,9 +123,9 @@ def grpc_ok(pose) -> None:
     pose.Estimate(estimate_request(GOOD, [[10, 10, 100, 200]]), timeout=60)
 
 
-BOXES_PB = st.lists(st.tuples(NUM, NUM, NUM, NUM, st.one_of(st.none(), NUM)), max_size=6) | st.integers(65, 3000).map(
-    lambda n: [(10.0, 10.0, 50.0, 50.0, None)] * n
-)
+BOXES_PB = st.lists(st.tuples(NUM, NUM, NUM, NUM, st.one_of(st.none(), NUM)), max_size=6) | st.integers(
+    65, 3000
+).map(lambda n: [(10.0, 10.0, 50.0, 50.0, None)] * n)
 FLOAT = st.floats(allow_nan=True, allow_infinity=True, width=32)
 
 
@@ -197,8 +205,15 @@ def test_fuzz_grpc(rel_server) -> None:
     stream()
 
     # raw garbage where a protobuf message is expected, and an oversized message
-    raw_call = ch.unary_unary("/posesvc.v1.PoseService/Estimate", request_serializer=None, response_deserializer=None)
-    for garbage in (b"\xff" * 16, b"\x0a\xff\xff\xff\xff\x0f", b"\x12\x05\x0d\x00\x00\xc0\x7f", os.urandom(256)):
+    raw_call = ch.unary_unary(
+        "/posesvc.v1.PoseService/Estimate", request_serializer=None, response_deserializer=None
+    )
+    for garbage in (
+        b"\xff" * 16,
+        b"\x0a\xff\xff\xff\xff\x0f",
+        b"\x12\x05\x0d\x00\x00\xc0\x7f",
+        os.urandom(256),
+    ):
         try:
             raw_call(garbage, timeout=30)
             codes["raw_OK"] += 1

@@ -117,7 +117,9 @@ def test_tls_and_stream_limit(tls_server) -> None:
     again.close()
     streams[1].close()
     m = httpx.get(https + "/metrics", verify=ctx, timeout=10).text
-    line = next(x for x in m.splitlines() if x.startswith('posesvc_requests_rejected_total{reason="stream_limit"}'))
+    line = next(
+        x for x in m.splitlines() if x.startswith('posesvc_requests_rejected_total{reason="stream_limit"}')
+    )
     assert float(line.split()[-1]) >= 1
     ch.close()
 

@@ -29,10 +29,18 @@ def _run(tmp_path, card, weights, duration_s: float, name: str) -> None:
 
 
 def test_soak_fast(tmp_path, small_card_path, small_weights) -> None:
-    _run(tmp_path, small_card_path, small_weights, float(os.environ.get("POSESVC_SOAK_FAST_S", "40")), "soak-fast")
+    _run(
+        tmp_path,
+        small_card_path,
+        small_weights,
+        float(os.environ.get("POSESVC_SOAK_FAST_S", "40")),
+        "soak-fast",
+    )
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(1200)
 def test_soak_long(tmp_path, small_card_path, small_weights) -> None:
-    _run(tmp_path, small_card_path, small_weights, float(os.environ.get("POSESVC_SOAK_S", "600")), "soak-long")
+    _run(
+        tmp_path, small_card_path, small_weights, float(os.environ.get("POSESVC_SOAK_S", "600")), "soak-long"
+    )
