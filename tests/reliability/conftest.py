@@ -3,7 +3,6 @@ JPEG, raw gRPC stubs, /proc sampling and a JSON summary writer for ``test-artifa
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import subprocess
@@ -11,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-import numpy as np
 import pytest
-from PIL import Image
 
+from bench.soak import _jpeg as soak_jpeg
+from bench.soak import proc_sample
 from service.transport.grpc.gen.posesvc.v1 import pose_pb2, pose_pb2_grpc
 from tests.transport.conftest import REPO, Server, start_server, stop_server
 
@@ -32,21 +31,8 @@ def write_summary(name: str, data: dict[str, Any]) -> Path:
 
 
 def small_jpeg(w: int = 320, h: int = 400, seed: int = 0) -> bytes:
-    arr = np.random.default_rng(seed).integers(0, 255, (h, w, 3), dtype=np.uint8)
-    buf = io.BytesIO()
-    Image.fromarray(arr).save(buf, format="JPEG", quality=80)
-    return buf.getvalue()
-
-
-def proc_sample(pid: int) -> dict[str, int]:
-    """RSS (kB), threads and open file descriptors of a process, from /proc."""
-    rss = threads = 0
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            rss = int(line.split()[1])
-        elif line.startswith("Threads:"):
-            threads = int(line.split()[1])
-    return {"rss_kb": rss, "threads": threads, "fds": len(os.listdir(f"/proc/{pid}/fd"))}
+    """A random-noise JPEG (the soak benchmark's payload generator)."""
+    return soak_jpeg(w, h, seed)
 
 
 def stub(target: str, creds: grpc.ChannelCredentials | None = None) -> tuple[grpc.Channel, Any]:

@@ -8,11 +8,12 @@ import io
 import json
 import math
 import struct
-import zlib
 
 import numpy as np
 from hypothesis import strategies as st
 from PIL import Image
+
+from tests.images import png_header_only as huge_png
 
 
 def _encode(img: Image.Image, fmt: str, **kw: object) -> bytes:
@@ -24,21 +25,6 @@ def _encode(img: Image.Image, fmt: str, **kw: object) -> bytes:
 def _base(mode: str = "RGB", w: int = 96, h: int = 128) -> Image.Image:
     arr = np.random.default_rng(1).integers(0, 255, (h, w, 3), dtype=np.uint8)
     return Image.fromarray(arr).convert(mode) if mode != "RGB" else Image.fromarray(arr)
-
-
-def huge_png(width: int, height: int) -> bytes:
-    def chunk(kind: bytes, payload: bytes) -> bytes:
-        return (
-            struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
-        )
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", ihdr)
-        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
-        + chunk(b"IEND", b"")
-    )
 
 
 def huge_jpeg(width: int, height: int) -> bytes:
