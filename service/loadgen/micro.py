@@ -7,8 +7,8 @@ All figures are per person (one person = one crop), median over ``reps`` interle
   (``fp32``; ``bf16`` autocast; ``fp16`` autocast on CUDA only);
 * ``pipeline``: :meth:`PoseEstimator.estimate` end to end (crop, forward, flip merge, decode, rescoring,
   OKS-NMS), flip on and off, per precision;
-* ``decode``: DARK vectorised (torch, batched over N×K) vs the per-joint numpy/OpenCV loop, and the
-  standard (quarter offset) decoder.
+* ``decode``: DARK vectorised (batched over N×K: the NumPy kernel that CPU tensors take, and the torch one that
+  GPU tensors take) vs the per-joint numpy/OpenCV loop, and the standard (quarter offset) decoder.
 """
 
 from __future__ import annotations
@@ -23,7 +23,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..codecs.functional import dark_decode, quarter_offset_decode, unbiased_gaussian_targets
+from ..codecs.functional import (
+    dark_decode,
+    dark_decode_torch,
+    quarter_offset_decode,
+    unbiased_gaussian_targets,
+)
 from ..pipeline.crop import normalise
 from ..pipeline.estimator import PoseEstimator, Precision
 from ..schemas import PoseOptions
@@ -135,8 +140,10 @@ def _decode_rows(n: int, k: int, hm_size: tuple[int, int], reps: int, loop: bool
     none = lambda: None  # noqa: E731
     dark_decode(hm, 11)
     quarter_offset_decode(hm)
+    dark_decode_torch(hm, 11)
     rows = [
-        MicroRow("decode", f"DARK vectorised ({n}x{k} joints)", _median(lambda: dark_decode(hm, 11), reps, none) * 1000 / n),
+        MicroRow("decode", f"DARK vectorised ({n}x{k} joints)", _median(lambda: dark_decode(hm, 11), reps, none) * 1000 / n, "NumPy kernel (CPU path)"),
+        MicroRow("decode", f"DARK torch ops ({n}x{k})", _median(lambda: dark_decode_torch(hm, 11), reps, none) * 1000 / n, "GPU path, run on CPU"),
         MicroRow("decode", f"standard vectorised ({n}x{k})", _median(lambda: quarter_offset_decode(hm), reps, none) * 1000 / n),
     ]  # fmt: skip
     if loop:

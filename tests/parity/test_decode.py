@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from service.codecs.functional import dark_blur, dark_decode, get_heatmap_maximum, quarter_offset_decode
+from service.codecs.functional import (
+    dark_blur,
+    dark_decode,
+    dark_decode_torch,
+    get_heatmap_maximum,
+    quarter_offset_decode,
+)
 from service.pipeline.geometry import affine_matrices, apply_affine
 
 CASES = ["decode_cases.npz", "decode_cases_96x72.npz", "decode_cases_32x24_k3.npz"]
@@ -37,8 +43,9 @@ def test_blur_matches_including_nan_planes(case):
     np.testing.assert_allclose(blurred[ok], ref[ok], atol=1e-6, rtol=0)
 
 
-def test_dark_preds_match_official(case):
-    coords, maxvals = dark_decode(torch.from_numpy(case["heatmaps"]), int(case["blur_kernel"]))
+@pytest.mark.parametrize("decoder", [dark_decode, dark_decode_torch], ids=["cpu-numpy", "torch"])
+def test_dark_preds_match_official(case, decoder):
+    coords, maxvals = decoder(torch.from_numpy(case["heatmaps"]), int(case["blur_kernel"]))
     preds = _to_image(coords.numpy(), case)
     ref = case["dark_preds"]
     err = np.abs(preds - ref).max(-1)
@@ -60,11 +67,12 @@ def test_hrnet_quarter_offset_matches_official(case):
     np.testing.assert_array_equal(maxvals.numpy(), case["hrnet_maxvals"][..., 0])
 
 
-def test_safeguard_only_changes_large_offsets(case):
+@pytest.mark.parametrize("decoder", [dark_decode, dark_decode_torch], ids=["cpu-numpy", "torch"])
+def test_safeguard_only_changes_large_offsets(case, decoder):
     hm = torch.from_numpy(case["heatmaps"])
     k = int(case["blur_kernel"])
-    plain, _ = dark_decode(hm, k)
-    guarded, _ = dark_decode(hm, k, max_offset=1.0)
+    plain, _ = decoder(hm, k)
+    guarded, _ = decoder(hm, k, max_offset=1.0)
     argmax, _ = get_heatmap_maximum(hm)
     moved = (guarded - argmax).abs()
     assert float(moved.max()) <= 1.0 + 1e-6

@@ -97,9 +97,10 @@ def test_unknown_codec():
 
 @pytest.mark.parametrize("ksize", [3, 11, 17])
 def test_local_decoder_equals_literal_full_plane_decoder(ksize):
-    """The fast path (5×5 local blur + certified rescale maximum, full-plane fallback) gives the same coordinates
-    as the literal DarkPose decode on Gaussian, noisy, multi-peak, flat, negative and border maps."""
-    from service.codecs.functional import dark_decode_exact
+    """The torch path (GPUs; 5×5 local blur + certified rescale maximum, full-plane fallback) gives the same
+    coordinates as the literal DarkPose decode in torch on Gaussian, noisy, multi-peak, flat, negative and border
+    maps. The NumPy CPU path has the same check in ``test_dark_numpy.py``."""
+    from service.codecs.functional import dark_decode_exact, dark_decode_torch
 
     g = torch.Generator().manual_seed(ksize)
     n, k, h, w = 24, 17, 64, 48
@@ -115,7 +116,7 @@ def test_local_decoder_equals_literal_full_plane_decoder(ksize):
     hm = torch.where(kind == 2, hm + 0.9 * torch.roll(hm, shifts=(7, 9), dims=(2, 3)), hm)  # second peak
     hm = torch.where(kind == 3, noise - 0.5, hm)  # pure noise, negative values
     hm = torch.where(kind == 4, hm * 0.001 + 0.3, hm)  # nearly flat
-    fast, s1 = dark_decode(hm, ksize)
+    fast, s1 = dark_decode_torch(hm, ksize)
     exact, s2 = dark_decode_exact(hm, ksize)
     assert torch.equal(s1, s2)
     diff = (fast - exact).abs().amax(-1)
