@@ -22,7 +22,8 @@ raw ``(5 + 2b)²`` patch. The plane's blurred maximum equals ``max(G)`` whenever
 where ``far = max(0, max raw outside C)`` and ``mass_C(x) <= 1`` is the kernel mass ``x``'s window puts on ``C``
 (zero padding only removes mass). The bound is evaluated exactly at distances 3–5; farther out
 ``blurred(x) <= far + (peak − far) · max mass_C``. Planes whose ``max(G)`` is not certified (noise, several
-peaks) take :func:`dark_decode_full_np`, the literal full-plane decode, so the result is the same either way.
+peaks) take :func:`dark_decode_full_np`, the literal full-plane decode (one OpenCV blur over the stacked planes),
+so the result is the same either way.
 """
 
 from __future__ import annotations
@@ -274,25 +275,23 @@ def _inside(px: I64, py: I64, maxvals: F32, h: int, w: int) -> NDArray[np.bool_]
 
 def dark_decode_full_np(planes: F32, ksize: int, max_offset: float | None = None) -> tuple[F32, F32]:
     """The literal DarkPose decode on ``(M, H, W)`` float32 planes: blur the whole plane (zero-padded, float64),
-    rescale to the raw maximum (float32), log, Taylor. Returns coords ``(M, 2)`` and maxvals ``(M,)`` float32."""
+    rescale to the raw maximum (float32), log, Taylor. Returns coords ``(M, 2)`` and maxvals ``(M,)`` float32.
+
+    The blur is one OpenCV ``GaussianBlur`` call (float64, as the official code) over all planes stacked into
+    a tall image with ``b`` zero rows between them and ``b`` zero columns on each side: every plane sees only
+    zeros beyond its border, so the result is bit-identical to blurring each zero-padded plane on its own.
+    """
     m, h, w = planes.shape
-    taps = _tables(ksize).taps
+    b = (_tables(ksize).taps.size - 1) // 2
     flat = np.ascontiguousarray(planes, dtype=np.float32).reshape(m, h * w)
     px, py, maxvals = heatmap_maximum_np(flat, w)
     coords = np.stack([px, py], -1).astype(np.float32)
     if h < 5 or w < 5 or m == 0:
         return coords, maxvals
-    b = (ksize - 1) // 2
-
-    def band(n: int) -> F64:
-        """``(n, n)`` ``M[c, j] = taps[c − j + b]``: ``x @ M`` is the zero-padded same-size 1-D blur of x's rows."""
-        a = np.arange(n)
-        d = a[:, None] - a[None, :] + b
-        out: F64 = np.where((d >= 0) & (d < ksize), taps[np.clip(d, 0, ksize - 1)], 0.0)
-        return out
-
-    x = flat.reshape(m, h, w).astype(np.float64)
-    blurred = (band(h).T @ (x @ band(w))).astype(np.float32)  # along x (rows) first, as OpenCV, then y
+    canvas = np.zeros((m * (h + b) + b, w + 2 * b), np.float64)
+    canvas[b:, b : b + w].reshape(m, h + b, w)[:, :h] = flat.reshape(m, h, w)
+    canvas = cv2.GaussianBlur(canvas, (ksize, ksize), 0)
+    blurred = canvas[b:, b : b + w].reshape(m, h + b, w)[:, :h].astype(np.float32)
     with np.errstate(divide="ignore", invalid="ignore"):
         blurred *= (maxvals / blurred.reshape(m, -1).max(axis=1))[:, None, None]
     lg = _log_floor(blurred)

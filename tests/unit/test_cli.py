@@ -125,3 +125,19 @@ def test_fetch_verifies_hash_and_deletes_mismatch(tmp_path, fixtures_dir, small_
         assert list((tmp_path / "w2").iterdir()) == []
     finally:
         srv.shutdown()
+
+
+def test_cli_limits_openblas_threads_before_numpy_loads():
+    """torch owns the cores: the CLI pins NumPy's OpenBLAS to one thread unless the environment says otherwise,
+    and it does so before NumPy is imported (later it would have no effect)."""
+    import os
+    import subprocess
+    import sys
+
+    code = "import sys, os, service.cli; print('numpy' in sys.modules, os.environ['OPENBLAS_NUM_THREADS'])"
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "1"]
+    env["OPENBLAS_NUM_THREADS"] = "3"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "3"]
