@@ -20,6 +20,7 @@ import sys
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 
@@ -49,8 +50,9 @@ def bench_decode(n: int, rounds: int) -> None:
     hm, _ = unbiased_gaussian_targets(pts, torch.ones(n, 17), (48, 64), 2.0)
     hm = hm + 0.05 * torch.rand_like(hm)
     hm_np = hm.numpy()
-    threads = torch.get_num_threads()
+    threads, cv_threads = torch.get_num_threads(), cv2.getNumThreads()
     torch.set_num_threads(1)  # one core each: the loop is single-threaded Python + OpenCV
+    cv2.setNumThreads(1)  # (OpenBLAS is pinned to one thread at the top of this file)
     vec, tvec, loop, ratios = [], [], [], []
     try:
         dark_decode(hm, 11)  # warm-up
@@ -65,6 +67,7 @@ def bench_decode(n: int, rounds: int) -> None:
             ratios.append(lp / v)
     finally:
         torch.set_num_threads(threads)
+        cv2.setNumThreads(cv_threads)
     c1, _ = dark_decode(hm, 11)
     c2, _ = dark_decode_loop(hm_np, 11)
     same = float((np.abs(c1.numpy() - c2).max(-1) == 0).mean())

@@ -95,7 +95,7 @@ def heatmap_maximum_np(flat: F32, w: int) -> tuple[I64, I64, F32]:
         ``(M,)`` float32.
     """
     idx = flat.argmax(axis=1)
-    maxvals: F32 = np.take_along_axis(flat, idx[:, None], axis=1)[:, 0]
+    maxvals: F32 = flat.reshape(-1)[idx + np.arange(flat.shape[0]) * flat.shape[1]]
     py, px = np.divmod(idx, w)
     pos = maxvals > 0
     return np.where(pos, px, 0), np.where(pos, py, 0), maxvals
@@ -120,7 +120,7 @@ def max_outside_box_np(flat: F32, px: I64, py: I64, h: int, w: int, half: int) -
     if m == 0:
         return np.zeros(0, np.float32)
     base = (np.arange(m, dtype=np.intp) * hw)[:, None]
-    rows = np.clip(py[:, None] + np.arange(-half, half + 1), 0, h - 1)
+    rows = np.minimum(np.maximum(py[:, None] + np.arange(-half, half + 1), 0), h - 1)
     x0 = np.maximum(px - half, 0)[:, None]
     x1 = np.minimum(px + half + 1, w)[:, None]
     nb = 2 * (2 * half + 1) + 1
@@ -147,17 +147,16 @@ def _patches(planes: F32, sel: I64, px: I64, py: I64, r: int) -> F32:
         off = np.arange(-r, r + 1)
         ys, xs = py[:, None] + off, px[:, None] + off
         keep = ((ys >= 0) & (ys < h))[:, :, None] & ((xs >= 0) & (xs < w))[:, None, :]
-        idx = (sel * (h * w) + 0)[:, None, None] + np.clip(ys, 0, h - 1)[:, :, None] * w
-        idx = idx + np.clip(xs, 0, w - 1)[:, None, :]
+        idx = (sel * (h * w))[:, None, None] + np.minimum(np.maximum(ys, 0), h - 1)[:, :, None] * w
+        idx = idx + np.minimum(np.maximum(xs, 0), w - 1)[:, None, :]
         out: F32 = np.where(keep, planes.reshape(-1).take(idx), np.float32(0.0))
         return out
-    y0 = np.clip(py - r, 0, h - side)
-    x0 = np.clip(px - r, 0, w - side)
-    view = np.lib.stride_tricks.as_strided(
+    y0 = np.minimum(np.maximum(py - r, 0), h - side)
+    x0 = np.minimum(np.maximum(px - r, 0), w - side)
+    view = _strided(
         planes,
         (planes.shape[0], h - side + 1, w - side + 1, side, side),
         (*planes.strides, planes.strides[1], planes.strides[2]),
-        writeable=False,
     )
     out = view[sel, y0, x0]
     dy, dx = py - r - y0, px - r - x0  # shift of the wanted patch against the clamped window
@@ -165,11 +164,10 @@ def _patches(planes: F32, sel: I64, px: I64, py: I64, r: int) -> F32:
     if bb.size:
         padded = np.zeros((bb.size, side + 2 * r, side + 2 * r), np.float32)  # |dy|, |dx| <= r
         padded[:, r : r + side, r : r + side] = out[bb]
-        pv = np.lib.stride_tricks.as_strided(
+        pv = _strided(
             padded,
             (bb.size, 2 * r + 1, 2 * r + 1, side, side),
             (*padded.strides, padded.strides[1], padded.strides[2]),
-            writeable=False,
         )
         out[bb] = pv[np.arange(bb.size), r + dy[bb], r + dx[bb]]
     return out
@@ -267,6 +265,20 @@ def _refine(
     coords[u, 1] = (py[use] + oy[use]).astype(np.float32)
 
 
+def _as_coords(px: I64, py: I64) -> F32:
+    coords = np.empty((px.size, 2), np.float32)
+    coords[:, 0] = px
+    coords[:, 1] = py
+    return coords
+
+
+def _strided(a: NDArray[np.float32], shape: tuple[int, ...], strides: tuple[int, ...]) -> NDArray[np.float32]:
+    """A read-only strided view of ``a`` (``np.lib.stride_tricks.as_strided`` without its Python overhead)."""
+    view: NDArray[np.float32] = np.ndarray(shape, a.dtype, buffer=a, strides=strides)
+    view.flags.writeable = False
+    return view
+
+
 def _inside(px: I64, py: I64, maxvals: F32, h: int, w: int) -> NDArray[np.bool_]:
     """Joints the official Taylor step applies to: positive maximum, ``2 <= x <= W-3``, ``2 <= y <= H-3``."""
     out: NDArray[np.bool_] = (maxvals > 0) & (px > 1) & (px < w - 2) & (py > 1) & (py < h - 2)
@@ -285,7 +297,7 @@ def dark_decode_full_np(planes: F32, ksize: int, max_offset: float | None = None
     b = (_tables(ksize).taps.size - 1) // 2
     flat = np.ascontiguousarray(planes, dtype=np.float32).reshape(m, h * w)
     px, py, maxvals = heatmap_maximum_np(flat, w)
-    coords = np.stack([px, py], -1).astype(np.float32)
+    coords = _as_coords(px, py)
     if h < 5 or w < 5 or m == 0:
         return coords, maxvals
     canvas = np.zeros((m * (h + b) + b, w + 2 * b), np.float64)
@@ -315,7 +327,7 @@ def dark_decode_np(planes: F32, ksize: int, max_offset: float | None = None) -> 
     planes = np.ascontiguousarray(planes, dtype=np.float32)
     flat = planes.reshape(m, h * w)
     px, py, maxvals = heatmap_maximum_np(flat, w)
-    coords = np.stack([px, py], -1).astype(np.float32)
+    coords = _as_coords(px, py)
     if h < 5 or w < 5 or m == 0:
         return coords, maxvals
     sel = np.flatnonzero(_inside(px, py, maxvals, h, w))

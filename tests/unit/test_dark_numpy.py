@@ -136,6 +136,10 @@ def test_read_only_and_non_float32_inputs():
     c1, s1 = dn.dark_decode_np(ro.reshape(-1, 64, 48), 11)
     c2, s2 = dn.dark_decode_np(hm.reshape(-1, 64, 48).copy(), 11)
     assert np.array_equal(c1, c2) and np.array_equal(s1, s2)
+    ro32 = hm.reshape(-1, 64, 48).copy()
+    ro32.setflags(write=False)
+    c3, s3 = dn.dark_decode_np(ro32, 11)
+    assert np.array_equal(c1, c3) and np.array_equal(s1, s3)
 
 
 @pytest.mark.parametrize("shape", [(0, 64, 48), (3, 4, 4), (3, 5, 5), (2, 6, 5)])
