@@ -8,6 +8,9 @@ the official code), including its precision: the argmax and scores on the raw ma
 computed in float64, float32 max-rescaling and log, and the Taylor step whose first derivatives and mixed
 derivative are float32 differences while the second derivatives, determinant test and 2×2 inverse are
 float64.
+
+``dark_decode`` hands CPU tensors to the NumPy kernel of :mod:`service.codecs.dark_numpy` (same method, several
+times faster on one core) and runs :func:`dark_decode_torch` on other devices.
 """
 
 from __future__ import annotations
