@@ -2,15 +2,20 @@
 
 Refuses to start without pose weights (naming the three ways to provide them) unless ``--allow-untrained``.
 SIGTERM/SIGINT: ``/readyz`` turns 503 and admission stops at once, admitted requests are drained within
-``engine.drain_grace_s``, then the workers stop and the process exits 0.
+``engine.drain_grace_s``, then the workers stop and the process exits 0 (also when a worker is still inside a
+forward that outlived the grace period: its requests are failed first, and the process leaves without the
+interpreter teardown that would otherwise abort under the busy native thread).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
+import os
 import signal
+import sys
 from types import FrameType
 from typing import Any
 
@@ -159,4 +164,22 @@ def run(args: argparse.Namespace) -> int:
         grpc_url,
     )
     server.run()
+    busy = engine.running_threads()
+    if busy:
+        # A worker is still inside a forward that outlived the grace period; its requests were already failed
+        # and answered. Tearing the interpreter down under a thread running native torch code aborts the process
+        # ("terminate called without an active exception", exit 134), so leave without the teardown.
+        log.warning(
+            "exiting while %s still compute(s) a batch whose requests were already failed", ", ".join(busy)
+        )
+        _exit_now(0)
     return 0
+
+
+def _exit_now(code: int) -> None:
+    """Flush logs and standard streams, then end the process without interpreter teardown."""
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # closed or broken stream: nothing left to save
+            stream.flush()
+    os._exit(code)

@@ -234,6 +234,12 @@ class PoseEngine:
         await asyncio.sleep(0)  # let the call_soon_threadsafe callbacks above run
 
     # ------------------------------------------------------------------ state
+    def running_threads(self) -> list[str]:
+        """Names of worker threads still running: after :meth:`shutdown`, workers caught inside a forward that
+        outlived the grace period (their requests were already failed)."""
+        with self._lock:
+            return [w.name for w in self._workers if w.thread_alive]
+
     @property
     def ready(self) -> bool:
         """At least one warmed-up live worker, and not draining or stopped."""

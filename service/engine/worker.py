@@ -117,6 +117,11 @@ class Worker:
     def stop(self) -> None:
         self.stop_event.set()
 
+    @property
+    def thread_alive(self) -> bool:
+        """The worker thread still runs (e.g. inside a forward that outlived a shutdown's grace period)."""
+        return self._thread.is_alive()
+
     def join(self, timeout_s: float | None = None) -> bool:
         """Wait for the thread (s); ``True`` if it ended."""
         self._thread.join(timeout_s)

@@ -161,3 +161,32 @@ def test_sigterm_during_load_drains(tmp_path, small_card_path, small_weights) ->
     write_summary("sigterm", {"sent": sum(outcomes.values()), "outcomes": dict(outcomes), "lost": 0,
                               "exit_code": rc, "exit_s": round(exit_s, 2), "grace_s": grace,
                               "readyz_after_signal": ready_after})  # fmt: skip
+
+
+def test_sigterm_while_a_forward_runs_past_the_grace_exits_cleanly(
+    tmp_path, small_card_path, small_weights
+) -> None:
+    """The grace period ends while the worker is inside a long network forward (native torch code): the request
+    gets its typed error and the process still exits 0 (no abort from tearing the interpreter down under a busy
+    native thread)."""
+    srv = start_server(
+        tmp_path, small_card_path, small_weights, extra_env={"POSESVC_ENGINE__DRAIN_GRACE_S": "0.2"}
+    )
+    base = srv.http
+    normal(base)
+    many = "[" + ",".join(f"[{5 + 3 * i},{5 + 2 * i},220,320]" for i in range(48)) + "]"
+    with cf.ThreadPoolExecutor(1) as ex:
+        fut = ex.submit(
+            httpx.post, base + "/v1/pose", content=IMG, params={"boxes": many, "flip": "true"},
+            headers={"Content-Type": "image/jpeg"}, timeout=60,
+        )  # fmt: skip
+        assert wait_for(lambda: metric(base, "posesvc_batch_queue_items") == 0 and not fut.done(), 10)
+        time.sleep(0.5)  # inside the forward of the 48 crops (several seconds on 2 cores)
+        assert not fut.done()
+        t_sig = time.monotonic()
+        srv.proc.send_signal(signal.SIGTERM)
+        r = fut.result()
+    rc = srv.proc.wait(30)
+    assert r.status_code == 500 and r.json()["type"].endswith("engine_error"), r.text
+    assert rc == 0, (rc, srv.log.read_text()[-1500:])
+    assert time.monotonic() - t_sig < 15
