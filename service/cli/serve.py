@@ -1,8 +1,9 @@
 """``posesvc serve``: start the engine, the HTTP server (REST, web page, metrics) and the gRPC server.
 
 Refuses to start without pose weights (naming the three ways to provide them) unless ``--allow-untrained``.
-SIGTERM/SIGINT: ``/readyz`` turns 503 and admission stops at once, admitted requests are drained within
-``engine.drain_grace_s``, then the workers stop and the process exits 0 (also when a worker is still inside a
+SIGTERM/SIGINT: ``/readyz`` turns 503 and admission stops at once (new requests get 503 ``not_ready``; the port
+stays open until the drain ends), admitted requests are drained within ``engine.drain_grace_s``, then the
+workers stop, the listener closes and the process exits 0 (also when a worker is still inside a
 forward that outlived the grace period: its requests are failed first, and the process leaves without the
 interpreter teardown that would otherwise abort under the busy native thread).
 """
@@ -78,28 +79,38 @@ def serve_settings(args: argparse.Namespace) -> Settings:
 
 
 class _Server(uvicorn.Server):
-    """uvicorn server that also puts the engine into draining the moment a signal arrives."""
+    """uvicorn server that drains the engine before it stops listening.
+
+    First SIGTERM/SIGINT: admission stops and ``/readyz`` turns 503 at once, but the listener stays open while
+    the engine drains (at most ``grace_s`` plus a worker join), so requests that arrive meanwhile are answered
+    503 ``not_ready`` / UNAVAILABLE instead of being refused or reset mid-handshake. When the drain ends,
+    uvicorn's own shutdown runs (close the listener, finish connections, lifespan). A second signal starts
+    uvicorn's shutdown at once; a further SIGINT forces it.
+    """
 
     def __init__(self, config: uvicorn.Config, engine: PoseEngine, grace_s: float) -> None:
         super().__init__(config)
         self.engine = engine
         self.grace_s = grace_s
         self._drain: asyncio.Task[None] | None = None
+        self._drain_requested = False
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         loop = self.engine.loop
-        if loop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(self._start_drain)
-        super().handle_exit(sig, frame)
+        if self._drain_requested or loop is None or loop.is_closed():
+            super().handle_exit(sig, frame)
+            return
+        self._drain_requested = True
+        loop.call_soon_threadsafe(self._drain_then_exit, sig, frame)
 
-    def _start_drain(self) -> None:
+    def _drain_then_exit(self, sig: int, frame: FrameType | None) -> None:
         """Stop admission now and start the engine's drain clock at the signal: whatever is still unanswered
-        when the grace period ends is failed with a clear error (503 not_ready / engine_error problem) while
-        uvicorn still waits for its connections (its own timeout is longer), instead of uvicorn cancelling
-        the handlers (a bare 500)."""
+        when the grace period ends is failed with a clear error (503 not_ready / engine_error problem); then
+        hand over to uvicorn's shutdown, whose own timeout only has to cover writing those answers."""
         self.engine.begin_drain()
         if self._drain is None:
             self._drain = asyncio.ensure_future(self.engine.shutdown(self.grace_s))
+        self._drain.add_done_callback(lambda _task: uvicorn.Server.handle_exit(self, sig, frame))
 
 
 def run(args: argparse.Namespace) -> int:
