@@ -29,7 +29,8 @@ so the result is the same either way.
 from __future__ import annotations
 
 import functools
-from typing import NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import cv2
 import numpy as np
@@ -184,44 +185,46 @@ def _separable(x: NDArray[np.floating], taps: NDArray[np.floating]) -> NDArray[n
     return out
 
 
-def solve2x2_lu_np(a: F64, b: F64, d: F64) -> tuple[F64, F64, F64, F64]:
+def lu2x2_inverse(a: Any, b: Any, d: Any, where: Callable[[Any, Any, Any], Any]) -> tuple[Any, Any, Any, Any]:
     """Inverse entries ``(i00, i01, i10, i11)`` of the symmetric ``[[a, b], [b, d]]`` by LU with partial
-    pivoting (LAPACK ``gesv`` order, like ``np.linalg.inv``); singular systems give inf/NaN."""
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        swap = np.abs(b) > np.abs(a)
-        l_n = b / a
-        u_n = d - l_n * b
-        i10_n = -l_n / u_n
-        i11_n = 1.0 / u_n
-        i00_n = (1.0 - b * i10_n) / a
-        i01_n = (0.0 - b * i11_n) / a
-        l_p = a / b
-        u_p = b - l_p * d
-        i10_p = 1.0 / u_p
-        i11_p = -l_p / u_p
-        i00_p = (0.0 - d * i10_p) / b
-        i01_p = (1.0 - d * i11_p) / b
+    pivoting (LAPACK ``gesv`` order, like ``np.linalg.inv``), elementwise over NumPy arrays or torch tensors
+    (``where`` is ``np.where`` or ``torch.where``); singular systems give inf/NaN (callers mask them)."""
+    swap = abs(b) > abs(a)
+    # No pivot: rows [[a, b], [b, d]].
+    l_n = b / a
+    u_n = d - l_n * b
+    i10_n = -l_n / u_n
+    i11_n = 1.0 / u_n
+    i00_n = (1.0 - b * i10_n) / a
+    i01_n = (0.0 - b * i11_n) / a
+    # Pivot: rows [[b, d], [a, b]], right-hand sides swapped.
+    l_p = a / b
+    u_p = b - l_p * d
+    i10_p = 1.0 / u_p
+    i11_p = -l_p / u_p
+    i00_p = (0.0 - d * i10_p) / b
+    i01_p = (1.0 - d * i11_p) / b
     return (
-        np.where(swap, i00_p, i00_n),
-        np.where(swap, i01_p, i01_n),
-        np.where(swap, i10_p, i10_n),
-        np.where(swap, i11_p, i11_n),
+        where(swap, i00_p, i00_n),
+        where(swap, i01_p, i01_n),
+        where(swap, i10_p, i10_n),
+        where(swap, i11_p, i11_n),
     )
 
 
 # (dy, dx) offsets of the 13-point stencil read by the Taylor step, and their flat index in a 5×5 grid [x, y].
-_STENCIL = (
+STENCIL = (
     (0, 0), (0, 1), (0, -1), (1, 0), (-1, 0), (0, 2), (0, -2), (2, 0), (-2, 0),
     (1, 1), (-1, 1), (1, -1), (-1, -1),
 )  # fmt: skip
-_STENCIL_XY = np.array([(_GRID + dx) * (2 * _GRID + 1) + (_GRID + dy) for dy, dx in _STENCIL])
+_STENCIL_XY = np.array([(_GRID + dx) * (2 * _GRID + 1) + (_GRID + dy) for dy, dx in STENCIL])
 
 
 def taylor_offsets_np(st: F32) -> tuple[F64, F64, F64]:
     """Taylor step from the log-heatmap stencil values around each maximum.
 
     Args:
-        st: ``(13, S)`` float32 ``log(max(blurred, 1e-10))`` at the offsets of ``_STENCIL`` (rows).
+        st: ``(13, S)`` float32 ``log(max(blurred, 1e-10))`` at the offsets of ``STENCIL`` (rows).
 
     Returns:
         ``(ox, oy, det)`` float64 ``(S,)``: the official ``-inv(Hessian) @ gradient`` offsets (NaN/inf where
@@ -235,9 +238,9 @@ def taylor_offsets_np(st: F32) -> tuple[F64, F64, F64]:
     dxx = 0.25 * ((xp2.astype(f64) - 2 * c64) + xm2.astype(f64))
     dyy = 0.25 * ((yp2.astype(f64) - 2 * c64) + ym2.astype(f64))
     dxy = 0.25 * (((pp - mp) - pm) + mm).astype(f64)
-    with np.errstate(invalid="ignore", over="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         det = dxx * dyy - dxy**2
-        i00, i01, i10, i11 = solve2x2_lu_np(dxx, dxy, dyy)
+        i00, i01, i10, i11 = lu2x2_inverse(dxx, dxy, dyy, np.where)
         ox = -i00 * dx + -i01 * dy
         oy = -i10 * dx + -i11 * dy
     return ox, oy, det
@@ -309,7 +312,7 @@ def dark_decode_full_np(planes: F32, ksize: int, max_offset: float | None = None
     lg = _log_floor(blurred)
     sel = np.flatnonzero(_inside(px, py, maxvals, h, w))
     if sel.size:
-        d = np.array(_STENCIL)
+        d = np.array(STENCIL)
         idx = (sel * (h * w))[None, :] + (py[sel][None, :] + d[:, :1]) * w + (px[sel][None, :] + d[:, 1:])
         _refine(coords, sel, px[sel], py[sel], lg.reshape(-1)[idx], max_offset, None)
     return coords, maxvals

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .dark_numpy import dark_decode_np
+from .dark_numpy import STENCIL, dark_decode_np, lu2x2_inverse
 
 
 def get_heatmap_maximum(heatmaps: Tensor) -> tuple[Tensor, Tensor]:
@@ -137,48 +137,13 @@ def _local_blur(heatmaps: Tensor, coords: Tensor, ksize: int, radius: int) -> tu
     return grid, grid_inside, patch
 
 
-# (dy, dx) offsets of the 13-point stencil used by the Taylor step.
-_STENCIL = (
-    (0, 0), (0, 1), (0, -1), (1, 0), (-1, 0), (0, 2), (0, -2), (2, 0), (-2, 0),
-    (1, 1), (-1, 1), (1, -1), (-1, -1),
-)  # fmt: skip
-
-
 def _gather_stencil(values: Tensor, px: Tensor, py: Tensor) -> list[Tensor]:
     """Gather ``values[n, k, py+dy, px+dx]`` for every stencil offset; ``px``/``py`` already clamped."""
     n, k, h, w = values.shape
     flat = values.reshape(n, k, h * w)
-    idx = torch.stack([(py + dy) * w + (px + dx) for dy, dx in _STENCIL], dim=-1)
+    idx = torch.stack([(py + dy) * w + (px + dx) for dy, dx in STENCIL], dim=-1)
     g = torch.gather(flat, 2, idx)
     return list(g.unbind(-1))
-
-
-def _solve2x2_lu(a: Tensor, b: Tensor, d: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Inverse of the symmetric ``[[a, b], [b, d]]`` by LU with partial pivoting (LAPACK ``gesv`` order).
-
-    Returns the four entries ``(i00, i01, i10, i11)``; singular systems give inf/NaN (callers mask them).
-    """
-    swap = b.abs() > a.abs()
-    # No pivot: rows [[a, b], [b, d]].
-    l_n = b / a
-    u_n = d - l_n * b
-    i10_n = -l_n / u_n
-    i11_n = 1.0 / u_n
-    i00_n = (1.0 - b * i10_n) / a
-    i01_n = (0.0 - b * i11_n) / a
-    # Pivot: rows [[b, d], [a, b]], right-hand sides swapped.
-    l_p = a / b
-    u_p = b - l_p * d
-    i10_p = 1.0 / u_p
-    i11_p = -l_p / u_p
-    i00_p = (0.0 - d * i10_p) / b
-    i01_p = (1.0 - d * i11_p) / b
-    return (
-        torch.where(swap, i00_p, i00_n),
-        torch.where(swap, i01_p, i01_n),
-        torch.where(swap, i10_p, i10_n),
-        torch.where(swap, i11_p, i11_n),
-    )
 
 
 class TaylorStep(NamedTuple):
@@ -229,7 +194,7 @@ def dark_taylor(log_heatmaps: Tensor, coords: Tensor, max_offset: float | None =
     # the mixed derivative is a chain of float32 operations, promoted only by the final 0.25 *
     dxy = 0.25 * (((pp - mp) - pm) + mm).to(f64)
     det = dxx * dyy - dxy**2
-    i00, i01, i10, i11 = _solve2x2_lu(dxx, dxy, dyy)
+    i00, i01, i10, i11 = lu2x2_inverse(dxx, dxy, dyy, torch.where)
     ox = -i00 * dx + -i01 * dy
     oy = -i10 * dx + -i11 * dy
     applied = inside & (det != 0)

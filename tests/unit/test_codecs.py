@@ -14,6 +14,7 @@ from service.codecs.functional import (
     quarter_offset_decode,
     unbiased_gaussian_targets,
 )
+from tests.unit.maps import mixed_maps
 
 
 def test_dark_round_trip_subpixel_64x48():
@@ -102,20 +103,7 @@ def test_local_decoder_equals_literal_full_plane_decoder(ksize):
     maps. The NumPy CPU path has the same check in ``test_dark_numpy.py``."""
     from service.codecs.functional import dark_decode_exact, dark_decode_torch
 
-    g = torch.Generator().manual_seed(ksize)
-    n, k, h, w = 24, 17, 64, 48
-    ys = torch.arange(h).view(1, 1, h, 1).float()
-    xs = torch.arange(w).view(1, 1, 1, w).float()
-    cx = torch.rand(n, k, 1, 1, generator=g) * (w + 8) - 4
-    cy = torch.rand(n, k, 1, 1, generator=g) * (h + 8) - 4
-    sig = 1 + 2 * torch.rand(n, k, 1, 1, generator=g)
-    hm = torch.exp(-((xs - cx) ** 2 + (ys - cy) ** 2) / (2 * sig**2))
-    kind = torch.randint(0, 5, (n, k, 1, 1), generator=g)
-    noise = torch.rand(n, k, h, w, generator=g)
-    hm = torch.where(kind == 1, hm + 0.2 * noise, hm)  # noisy
-    hm = torch.where(kind == 2, hm + 0.9 * torch.roll(hm, shifts=(7, 9), dims=(2, 3)), hm)  # second peak
-    hm = torch.where(kind == 3, noise - 0.5, hm)  # pure noise, negative values
-    hm = torch.where(kind == 4, hm * 0.001 + 0.3, hm)  # nearly flat
+    hm = mixed_maps(ksize)
     fast, s1 = dark_decode_torch(hm, ksize)
     exact, s2 = dark_decode_exact(hm, ksize)
     assert torch.equal(s1, s2)

@@ -13,24 +13,11 @@ import torch
 from service.codecs import dark_numpy as dn
 from service.codecs.functional import dark_decode, dark_decode_exact, dark_decode_torch
 from service.loadgen.reference_loop import dark_decode_loop
+from tests.unit.maps import mixed_maps
 
 
-def _mixed_maps(seed: int, n: int = 24, k: int = 17, h: int = 64, w: int = 48) -> np.ndarray:
-    """Gaussian (σ 1–3, centres also off the plane), noisy, two-peak, pure negative noise and nearly flat maps."""
-    g = torch.Generator().manual_seed(seed)
-    ys = torch.arange(h).view(1, 1, h, 1).float()
-    xs = torch.arange(w).view(1, 1, 1, w).float()
-    cx = torch.rand(n, k, 1, 1, generator=g) * (w + 8) - 4
-    cy = torch.rand(n, k, 1, 1, generator=g) * (h + 8) - 4
-    sig = 1 + 2 * torch.rand(n, k, 1, 1, generator=g)
-    hm = torch.exp(-((xs - cx) ** 2 + (ys - cy) ** 2) / (2 * sig**2))
-    kind = torch.randint(0, 5, (n, k, 1, 1), generator=g)
-    noise = torch.rand(n, k, h, w, generator=g)
-    hm = torch.where(kind == 1, hm + 0.2 * noise, hm)
-    hm = torch.where(kind == 2, hm + 0.9 * torch.roll(hm, shifts=(7, 9), dims=(2, 3)), hm)
-    hm = torch.where(kind == 3, noise - 0.5, hm)
-    hm = torch.where(kind == 4, hm * 0.001 + 0.3, hm)
-    return hm.numpy()
+def _mixed_maps(seed: int, n: int = 24) -> np.ndarray:
+    return mixed_maps(seed, n=n).numpy()
 
 
 def test_heatmap_maximum_is_first_occurrence_with_nan_and_mask():
