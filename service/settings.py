@@ -97,7 +97,11 @@ class Settings(BaseSettings):
     tls_key_file: Path | None = Field(None, description="PEM private key for tls_cert_file")
     api_key_hashes: list[str] = Field(
         default_factory=list,
-        description="SHA-256 hex digests of accepted API keys (empty = no auth); `posesvc hash-key` prints one",
+        description="SHA-256 hex digests of accepted API keys (empty = no auth); `posesvc keys hash` prints "
+        "one. /healthz, /readyz, the web page and (unless metrics_require_key) /metrics stay open",
+    )
+    metrics_require_key: bool = Field(
+        False, description="put /metrics behind the API keys too (the scraper then sends one)"
     )
     cors_origins: list[str] = Field(
         default_factory=list, description="allowed CORS origins (empty = no CORS)"

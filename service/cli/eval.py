@@ -17,25 +17,20 @@ import dataclasses
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidInput
-from ..evaluation.coco import (
-    EvalReport,
-    client_runner,
-    detection_boxes,
-    evaluate_results,
-    format_stats,
-    ground_truth_boxes,
-    inprocess_runner,
-    load_coco,
-    predict_dataset,
-    results_entries,
-    select_image_ids,
-    write_results,
+from .common import (
+    add_model_args,
+    build_detector,
+    build_estimator,
+    default_output_dir,
+    load_model_card,
+    settings_from_args,
 )
-from ..schemas import PoseOptions
-from .common import add_model_args, build_detector, build_estimator, load_model_card, settings_from_args
+
+if TYPE_CHECKING:
+    from ..evaluation.coco import EvalReport
 
 
 def register(sub: Any) -> None:
@@ -56,7 +51,14 @@ def register(sub: Any) -> None:
     add_model_args(p)
     p.add_argument("--url", help="evaluate a running server: http://host:port (REST) or grpc://host:port")
     p.add_argument("--api-key", help="API key for --url")
-    p.add_argument("--concurrency", type=int, default=4, help="requests in flight with --url")
+    p.add_argument("--concurrency", type=int, default=2, help="requests in flight with --url (default: 2)")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=600.0,
+        help="seconds one request may take with --url, queueing on the server included; also sent as the "
+        "request's deadline (default: 600)",
+    )
     p.add_argument("--no-flip", action="store_true", help="disable the flip test")
     p.add_argument(
         "--decoder",
@@ -66,13 +68,19 @@ def register(sub: Any) -> None:
     p.add_argument("--batch-images", type=int, default=8, help="images per pipeline call")
     p.add_argument("--limit", type=int, help="evaluate only the first N images (sorted ids)")
     p.add_argument("--image-ids", help="comma-separated image ids to evaluate")
-    p.add_argument("--out", type=Path, default=Path("keypoints_results.json"), help="results JSON to write")
+    p.add_argument(
+        "--out",
+        type=Path,
+        help="results JSON to write (default: keypoints_results.json in a new folder under ~/.cache/posesvc/runs)",
+    )
     p.add_argument("--json", action="store_true", help="print the report as JSON instead of a table")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
 
 def _image_ids(args: argparse.Namespace, coco: Any) -> list[int]:
+    from ..evaluation.coco import select_image_ids
+
     ids = [int(v) for v in args.image_ids.split(",") if v.strip()] if args.image_ids else None
     try:
         return select_image_ids(coco, ids, args.limit)
@@ -81,6 +89,8 @@ def _image_ids(args: argparse.Namespace, coco: Any) -> list[int]:
 
 
 def _print(report: EvalReport, as_json: bool) -> None:
+    from ..evaluation.coco import format_stats
+
     if as_json:
         json.dump(report.to_dict(), sys.stdout, indent=2)
         sys.stdout.write("\n")
@@ -90,6 +100,22 @@ def _print(report: EvalReport, as_json: bool) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..evaluation.coco import (
+        EvalReport,
+        client_runner,
+        detection_boxes,
+        evaluate_results,
+        ground_truth_boxes,
+        inprocess_runner,
+        load_coco,
+        predict_dataset,
+        results_entries,
+        write_results,
+    )
+    from ..schemas import PoseOptions
+
+    if args.timeout <= 0:
+        raise InvalidInput("--timeout must be a positive number of seconds")
     for f in (args.ann, args.preds, args.det):
         if f is not None and not f.is_file():
             raise InvalidInput(f"no such file: {f}")
@@ -120,16 +146,16 @@ def run(args: argparse.Namespace) -> int:
 
         if args.decoder:
             raise InvalidInput("--decoder applies in-process only; a server decodes with its model card")
-        client = connect(args.url, api_key=args.api_key)
-        runner = client_runner(client, options, args.concurrency)
+        client = connect(args.url, api_key=args.api_key, timeout_s=args.timeout)
+        runner = client_runner(client, options, args.concurrency, timeout_s=args.timeout)
         model: dict[str, Any] = {"url": args.url}
     else:
         s = settings_from_args(args)
         card = load_model_card(s)
-        estimator = build_estimator(s, card, allow_untrained=True)
+        estimator = build_estimator(s, card)
         if args.decoder:
             estimator.codec = dataclasses.replace(estimator.codec, name=args.decoder)
-        detector = build_detector(s, fallback_untrained=True) if boxes is None else None
+        detector = build_detector(s) if boxes is None else None
         from ..pipeline.pipeline import PosePipeline
 
         runner = inprocess_runner(PosePipeline(estimator, detector), options, s.max_image_pixels)
@@ -143,7 +169,7 @@ def run(args: argparse.Namespace) -> int:
         if client is not None:
             client.close()
     entries = results_entries(results)
-    out = write_results(args.out, entries)
+    out = write_results(args.out or default_output_dir("eval") / "keypoints_results.json", entries)
     stats = evaluate_results(coco, entries, ids)
     report = EvalReport(stats, ids, len(entries), out, seconds, len(entries) / max(seconds, 1e-9))
     report.extra = {"boxes": source, "flip": not args.no_flip, **model}

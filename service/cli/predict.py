@@ -6,16 +6,13 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
-from ..errors import InvalidBoxes
-from ..pipeline.image import read_image_file
-from ..pipeline.pipeline import PosePipeline
-from ..pipeline.render import render_poses
-from ..schemas import PoseOptions
+from ..errors import InvalidBoxes, InvalidInput
 from .common import add_model_args, build_detector, build_estimator, load_model_card, settings_from_args
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 def register(sub: Any) -> None:
@@ -42,10 +39,17 @@ def register(sub: Any) -> None:
 
 
 def parse_boxes(text: str | None) -> np.ndarray | None:
+    """``--boxes``: JSON text or ``@file.json`` → ``(M, 5)`` float64 ``(x, y, w, h, score)``."""
+    import numpy as np
+
     if text is None:
         return None
     if text.startswith("@"):
-        text = Path(text[1:]).read_text()
+        path = Path(text[1:])
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            raise InvalidInput(f"--boxes {text}: cannot read {path}: {exc.strerror or exc}") from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -59,15 +63,29 @@ def parse_boxes(text: str | None) -> np.ndarray | None:
     return np.asarray(rows, dtype=np.float64).reshape(-1, 5)
 
 
+def read_input_image(path: Path) -> bytes:
+    """The bytes of the image file the user named (one-line error when it cannot be read)."""
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise InvalidInput(f"cannot read image {path}: {exc.strerror or exc}") from None
+
+
 def run(args: argparse.Namespace) -> int:
+    boxes = parse_boxes(args.boxes)
+    data = read_input_image(args.image)
     if args.url:
-        return run_remote(args)
+        return run_remote(args, data, boxes)
+    from ..pipeline.image import decode_image
+    from ..pipeline.pipeline import PosePipeline
+    from ..pipeline.render import render_poses
+    from ..schemas import PoseOptions
+
     s = settings_from_args(args)
     card = load_model_card(s)
-    boxes = parse_boxes(args.boxes)
-    image = read_image_file(str(args.image), honour_exif=not args.no_exif, max_pixels=s.max_image_pixels)
-    estimator = build_estimator(s, card, allow_untrained=True)
-    detector = None if boxes is not None else build_detector(s, fallback_untrained=True)
+    image = decode_image(data, honour_exif=not args.no_exif, max_pixels=s.max_image_pixels)
+    estimator = build_estimator(s, card)
+    detector = None if boxes is not None else build_detector(s)
     pipeline = PosePipeline(estimator, detector)
     opts = PoseOptions(flip=not args.no_flip, min_score=args.min_score, max_persons=args.max_persons)
     result = pipeline.run([image], [boxes], opts)[0]
@@ -93,26 +111,22 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_remote(args: argparse.Namespace) -> int:
+def run_remote(args: argparse.Namespace, data: bytes, boxes: np.ndarray | None) -> int:
     """``--url``: the same output, computed by a running server (REST or gRPC)."""
     import os
 
-    from ..client import ClientError, connect
+    from ..client import connect
     from ..pipeline.card import COCO_JOINTS
-    from ..pipeline.render import encode_jpeg, encode_png
+    from ..pipeline.image import read_image_file
+    from ..pipeline.render import encode_jpeg, encode_png, render_poses
+    from ..schemas import PoseOptions
 
-    boxes = parse_boxes(args.boxes)
     client = connect(args.url, api_key=args.api_key or os.environ.get("POSESVC_API_KEY"))
     opts = PoseOptions(
         flip=False if args.no_flip else None, min_score=args.min_score, max_persons=args.max_persons
     )
     try:
-        result = client.estimate(
-            args.image.read_bytes(), boxes=None if boxes is None else boxes.tolist(), options=opts
-        )
-    except ClientError as exc:
-        print(f"posesvc predict: server error: {exc}", file=sys.stderr)
-        return 2
+        result = client.estimate(data, boxes=None if boxes is None else boxes.tolist(), options=opts)
     finally:
         client.close()
     out: Any = result.to_coco(args.image_id) if args.format == "coco" else result.to_dict(COCO_JOINTS)

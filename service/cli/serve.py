@@ -11,27 +11,18 @@ interpreter teardown that would otherwise abort under the busy native thread).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import logging
 import os
 import signal
 import sys
-from types import FrameType
-from typing import Any
-
-import uvicorn
+from typing import TYPE_CHECKING, Any
 
 from .. import __version__
-from ..engine import PoseEngine
-from ..engine.factory import SettingsPipelineFactory
-from ..engine.metrics import metrics_hooks
-from ..observability.metrics import Metrics
-from ..settings import Settings
-from ..transport.grpc.server import AuthInterceptor, GrpcServer
-from ..transport.http.app import create_app
-from ..transport.http.security import KeyChecker
-from .common import add_model_args, load_model_card, settings_from_args
+from .common import add_model_args, load_model_card, settings_from_args, untrained_warning
+
+if TYPE_CHECKING:
+    from ..settings import Settings
 
 log = logging.getLogger("posesvc.serve")
 
@@ -46,12 +37,6 @@ def register(sub: Any) -> None:
     p.add_argument("--http-port", type=int, help="HTTP port (default: POSESVC_HTTP_PORT or 8000)")
     p.add_argument("--grpc-port", type=int, help="gRPC port (default: POSESVC_GRPC_PORT or 50051)")
     p.add_argument("--no-grpc", action="store_true", help="serve HTTP only")
-    p.add_argument(
-        "--allow-untrained",
-        action="store_true",
-        default=None,
-        help="smoke run: random pose weights (and an untrained detector); results say trained=false",
-    )
     p.add_argument(
         "--detector-weights", help="person detector: local .pt, Ultralytics name, or .yaml (untrained)"
     )
@@ -68,7 +53,7 @@ def serve_settings(args: argparse.Namespace) -> Settings:
     upd: dict[str, object] = {}
     if getattr(args, "no_grpc", False):
         upd["enable_grpc"] = False
-    for flag in ("host", "http_port", "grpc_port", "allow_untrained"):
+    for flag in ("host", "http_port", "grpc_port"):
         if getattr(args, flag, None) is not None:
             upd[flag] = getattr(args, flag)
     if args.log_level:
@@ -78,42 +63,18 @@ def serve_settings(args: argparse.Namespace) -> Settings:
     return s.model_copy(update=upd) if upd else s
 
 
-class _Server(uvicorn.Server):
-    """uvicorn server that drains the engine before it stops listening.
-
-    First SIGTERM/SIGINT: admission stops and ``/readyz`` turns 503 at once, but the listener stays open while
-    the engine drains (at most ``grace_s`` plus a worker join), so requests that arrive meanwhile are answered
-    503 ``not_ready`` / UNAVAILABLE instead of being refused or reset mid-handshake. When the drain ends,
-    uvicorn's own shutdown runs (close the listener, finish connections, lifespan). A second signal starts
-    uvicorn's shutdown at once; a further SIGINT forces it.
-    """
-
-    def __init__(self, config: uvicorn.Config, engine: PoseEngine, grace_s: float) -> None:
-        super().__init__(config)
-        self.engine = engine
-        self.grace_s = grace_s
-        self._drain: asyncio.Task[None] | None = None
-        self._drain_requested = False
-
-    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        loop = self.engine.loop
-        if self._drain_requested or loop is None or loop.is_closed():
-            super().handle_exit(sig, frame)
-            return
-        self._drain_requested = True
-        loop.call_soon_threadsafe(self._drain_then_exit, sig, frame)
-
-    def _drain_then_exit(self, sig: int, frame: FrameType | None) -> None:
-        """Stop admission now and start the engine's drain clock at the signal: whatever is still unanswered
-        when the grace period ends is failed with a clear error (503 not_ready / engine_error problem); then
-        hand over to uvicorn's shutdown, whose own timeout only has to cover writing those answers."""
-        self.engine.begin_drain()
-        if self._drain is None:
-            self._drain = asyncio.ensure_future(self.engine.shutdown(self.grace_s))
-        self._drain.add_done_callback(lambda _task: uvicorn.Server.handle_exit(self, sig, frame))
-
-
 def run(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from ..engine import PoseEngine
+    from ..engine.factory import SettingsPipelineFactory
+    from ..engine.metrics import metrics_hooks
+    from ..observability.metrics import Metrics
+    from ..transport.grpc.server import AuthInterceptor, GrpcServer
+    from ..transport.http.app import create_app
+    from ..transport.http.security import KeyChecker
+    from ..transport.http.server import DrainingServer
+
     s = serve_settings(args)
     logging.getLogger("service").setLevel(s.log_level.upper())
     log.setLevel(s.log_level.upper())
@@ -122,9 +83,7 @@ def run(args: argparse.Namespace) -> int:
         s, card, allow_untrained=s.allow_untrained, detector=not args.no_detector
     )
     if factory.weights is None:
-        log.warning(
-            "no weights for %r: serving UNTRAINED (random) weights; results say trained=false", card.name
-        )
+        log.warning("%s", untrained_warning(card))
     devices = s.devices()
     factory.preload(devices[0])  # load weights and detector now: fail before binding the port
     metrics = Metrics()
@@ -158,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
         ssl_certfile=str(s.tls_cert_file) if s.tls_cert_file is not None else None,
         ssl_keyfile=str(s.tls_key_file) if s.tls_key_file is not None else None,
     )
-    server = _Server(config, engine, s.engine.drain_grace_s)
+    server = DrainingServer(config, engine, s.engine.drain_grace_s)
     # uvicorn re-raises the signal it caught after its graceful shutdown; make that a no-op so that a
     # SIGTERM/SIGINT shutdown exits 0 instead of dying from the re-raised signal.
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidInput
+from .common import default_output_dir
 
 #: Relative to the repository root, like the other shared data (``../shared/data``).
 DEFAULT_ANN = (
@@ -33,7 +34,7 @@ def register(sub: Any) -> None:
         "--ann", type=Path, default=DEFAULT_ANN, help="COCO person keypoints JSON (default: %(default)s)"
     )
     d.add_argument(
-        "--out", type=Path, default=Path("artifacts/dark_study"), help="output dir (default: %(default)s)"
+        "--out", type=Path, help="output dir (default: a new folder under ~/.cache/posesvc/runs)"
     )
     d.add_argument(
         "--resolutions", default="64x48,32x24,96x72", help="heatmap sizes HxW (default: %(default)s)"
@@ -86,7 +87,7 @@ def run_dark(args: argparse.Namespace) -> int:
     )
     t0 = time.perf_counter()
     result = run_study(config, log=lambda msg: print(msg, file=sys.stderr, flush=True))
-    paths = write_outputs(result, args.out)
+    paths = write_outputs(result, args.out or default_output_dir("study-dark"))
     print(paths["md"].read_text(), end="")
     print(
         f"study took {time.perf_counter() - t0:.1f}s; wrote {', '.join(str(p) for p in paths.values())}",

@@ -16,16 +16,18 @@ import sys
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
-
-import numpy as np
-from numpy.typing import NDArray
+from typing import TYPE_CHECKING, Any, TextIO
 
 from ..errors import InvalidInput
-from ..schemas import PoseOptions, PoseResult
-from ..streaming.session import StreamOptions
-from .common import add_model_args, load_model_card, settings_from_args
+from .common import add_model_args, load_model_card, settings_from_args, untrained_warning
 from .predict import parse_boxes
+
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
+
+    from ..schemas import PoseResult
+    from ..streaming.session import StreamOptions
 
 
 def register(sub: Any) -> None:
@@ -59,7 +61,10 @@ class _Frame:
 def read_frames(path: Path, max_frames: int | None) -> tuple[Iterator[_Frame], float, tuple[int, int], int]:
     """Frames of ``path`` (RGB), its fps, (width, height) and frame count (0 if unknown)."""
     import cv2
+    import numpy as np
 
+    if not path.is_file():
+        raise InvalidInput(f"no such video file: {path}")
     cap = cv2.VideoCapture(str(path))
     if not cap.isOpened():
         raise InvalidInput(f"cannot open video {path}")
@@ -87,6 +92,7 @@ def read_frames(path: Path, max_frames: int | None) -> tuple[Iterator[_Frame], f
 def annotate(rgb: NDArray[np.uint8], result: PoseResult | None) -> NDArray[np.uint8]:
     """BGR frame with skeletons, boxes and ``#track_id`` labels drawn."""
     import cv2
+    import numpy as np
 
     from ..pipeline.render import render_poses
 
@@ -153,6 +159,9 @@ class _Sink:
 
 
 def stream_options(args: argparse.Namespace) -> StreamOptions:
+    from ..schemas import PoseOptions
+    from ..streaming.session import StreamOptions
+
     return StreamOptions(
         pose=PoseOptions(flip=False if args.no_flip else None),
         detect_every=args.detect_every,
@@ -202,6 +211,19 @@ def _run_remote(args: argparse.Namespace, frames: Iterator[_Frame], boxes: Any, 
         client.close()
 
 
+async def _warm_up(engine: Any, sink: _Sink) -> None:
+    """Wait for the engine to load and warm up, saying so on the progress bar (it takes a while on CPU)."""
+    import time
+
+    t0 = time.monotonic()
+    waiter = asyncio.ensure_future(engine.wait_ready())
+    while not waiter.done():
+        sink.bar.set_description_str(f"warming up the model ({time.monotonic() - t0:.0f} s)")
+        await asyncio.wait({waiter}, timeout=0.5)
+    await waiter
+    sink.bar.set_description_str("")
+
+
 async def _run_local(args: argparse.Namespace, frames: Iterator[_Frame], boxes: Any, opts: StreamOptions,
                      sink: _Sink) -> None:  # fmt: skip
     from ..engine import PoseEngine
@@ -215,13 +237,13 @@ async def _run_local(args: argparse.Namespace, frames: Iterator[_Frame], boxes: 
             update={"detector": s.detector.model_copy(update={"weights": args.detector_weights})}
         )
     card = load_model_card(s)
-    factory = SettingsPipelineFactory(s, card, allow_untrained=True)
+    factory = SettingsPipelineFactory(s, card, allow_untrained=s.allow_untrained)
     if factory.weights is None:
-        print(f"WARNING: no weights for {card.name!r}: UNTRAINED (random) weights", file=sys.stderr)
+        print(f"WARNING: {untrained_warning(card)}", file=sys.stderr)
     engine = PoseEngine.from_settings(s, factory)
     engine.start()
     try:
-        await engine.wait_ready()
+        await _warm_up(engine, sink)
         runner = StreamRunner(engine, StreamSession("local", opts))
         loop = asyncio.get_running_loop()
 

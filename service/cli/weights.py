@@ -7,9 +7,6 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import WeightsError
-from ..pipeline import weights as W
-from ..pipeline.card import list_cards, load_card
-from ..settings import Settings
 
 
 def register(sub: Any) -> None:
@@ -17,8 +14,15 @@ def register(sub: Any) -> None:
     wsub = p.add_subparsers(dest="weights_command", required=True)
     ls = wsub.add_parser("list", help="cards, their checkpoints and whether they are cached")
     ls.set_defaults(func=cmd_list)
-    f = wsub.add_parser("fetch", help="download a card's checkpoint (resumable, sha256-verified)")
-    f.add_argument("--card", required=True)
+    f = wsub.add_parser(
+        "fetch",
+        help="download a card's checkpoint (resumable, sha256-verified) or the person detector's weights",
+        description="The only command that downloads anything. --card: a pose checkpoint from the card's URL; "
+        "--detector NAME: Ultralytics release weights (e.g. yolov8n.pt) into the same cache.",
+    )
+    what = f.add_mutually_exclusive_group(required=True)
+    what.add_argument("--card")
+    what.add_argument("--detector", metavar="NAME", help="Ultralytics detector weights, e.g. yolov8n.pt")
     f.add_argument("--no-progress", action="store_true")
     f.set_defaults(func=cmd_fetch)
     i = wsub.add_parser(
@@ -37,10 +41,15 @@ def register(sub: Any) -> None:
 
 
 def _dir(args: argparse.Namespace) -> Path:
+    from ..settings import Settings
+
     return Path(args.weights_dir) if args.weights_dir else Settings().weights_dir
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    from ..pipeline import weights as W
+    from ..pipeline.card import list_cards, load_card
+
     d = _dir(args)
     print(f"weights cache: {d}")
     for name in list_cards():
@@ -53,13 +62,43 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:
-    card = load_card(args.card)
-    path = W.fetch(card, _dir(args), progress=not args.no_progress)
+    from ..pipeline import weights as W
+    from ..pipeline.card import load_card
+
+    if args.detector:
+        path = fetch_detector(args.detector, _dir(args))
+    else:
+        path = W.fetch(load_card(args.card), _dir(args), progress=not args.no_progress)
     print(f"fetched {path}")
     return 0
 
 
+def fetch_detector(name: str, weights_dir: Path) -> Path:
+    """Download Ultralytics release weights ``name`` into ``weights_dir`` (Ultralytics' own downloader)."""
+    if Path(name).name != name or not name.endswith(".pt"):
+        raise WeightsError(f"--detector takes a release file name such as yolov8n.pt, got {name!r}")
+    dest = Path(weights_dir) / name
+    if dest.is_file():
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    from ..pipeline.detector import import_yolo
+
+    import_yolo()  # Ultralytics configured offline for serving; this command is the explicit download
+    from ultralytics.utils.downloads import attempt_download_asset
+
+    try:
+        attempt_download_asset(str(dest))
+    except Exception as exc:
+        raise WeightsError(f"cannot download {name}: {type(exc).__name__}: {exc}") from None
+    if not dest.is_file():
+        raise WeightsError(f"cannot download {name}: not an Ultralytics release asset, or no internet")
+    return dest
+
+
 def cmd_import(args: argparse.Namespace) -> int:
+    from ..pipeline import weights as W
+    from ..pipeline.card import load_card
+
     card = load_card(args.card)
     path = W.import_weights(card, args.path, _dir(args), link=args.link)
     print(f"imported {args.path} → {path} (loads strictly into {card.architecture})")
@@ -67,6 +106,9 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
+    from ..pipeline import weights as W
+    from ..pipeline.card import load_card
+
     card = load_card(args.card)
     path = args.path or W.cached_path(card, _dir(args))
     rep = W.verify(card, path)

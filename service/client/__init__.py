@@ -19,7 +19,10 @@ def connect(url: str, api_key: str | None = None, timeout_s: float = 60.0) -> Po
         return HttpPoseClient(url, api_key=api_key, timeout_s=timeout_s)
     if url.startswith("grpc://"):
         return GrpcPoseClient(url[len("grpc://") :], api_key=api_key, timeout_s=timeout_s)
-    raise ValueError(f"unsupported URL {url!r}: use http://host:port or grpc://host:port")
+    raise ClientError(
+        "invalid_url", f"unsupported URL {url!r}: use http://host:port, https://host:port or grpc://host:port",
+        "invalid",
+    )  # fmt: skip
 
 
 __all__ = ["ClientError", "GrpcPoseClient", "HttpPoseClient", "PoseClient", "connect"]

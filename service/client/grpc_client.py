@@ -147,7 +147,11 @@ def _error(exc: grpc.RpcError) -> ClientError:
     for k, v in exc.trailing_metadata() or ():  # type: ignore[attr-defined]
         if k == "retry-after-ms":
             retry = float(v) / 1000.0
-    return ClientError(code if msg else "grpc_error", msg or details, exc.code().name, retry)  # type: ignore[attr-defined]
+    status = exc.code().name  # type: ignore[attr-defined]
+    if msg and code.isidentifier():  # the server's "code: message" details
+        return ClientError(code, msg, status, retry)
+    # the channel's own failure (e.g. "failed to connect to all addresses; ..."), or a bare message
+    return ClientError(status.lower(), details or status, status, retry)
 
 
 class GrpcPoseClient:

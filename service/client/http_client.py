@@ -46,9 +46,26 @@ def _error(resp: httpx.Response) -> ClientError:
 
 
 class HttpPoseClient:
+    """REST client. Transport failures (refused, unresolvable, timed out) raise :class:`ClientError` with
+    code ``unavailable`` or ``timeout`` like server-side errors, never an ``httpx`` exception."""
+
     def __init__(self, base_url: str, api_key: str | None = None, timeout_s: float = 60.0) -> None:
         headers = {"X-API-Key": api_key} if api_key else {}
-        self._http = httpx.Client(base_url=base_url.rstrip("/"), headers=headers, timeout=timeout_s)
+        self._base = base_url.rstrip("/")
+        self._timeout = timeout_s
+        self._http = httpx.Client(base_url=self._base, headers=headers, timeout=timeout_s)
+
+    def _request(self, method: str, path: str, **kw: Any) -> httpx.Response:
+        try:
+            return self._http.request(method, path, **kw)
+        except httpx.TimeoutException:
+            raise ClientError(
+                "timeout", f"no answer from {self._base}{path} within {self._timeout:g} s", "timeout"
+            ) from None
+        except httpx.TransportError as exc:
+            raise ClientError(
+                "unavailable", f"cannot reach {self._base}: {exc or type(exc).__name__}", "unreachable"
+            ) from None
 
     def _fields(self, boxes: Boxes, options: PoseOptions | None) -> dict[str, str]:
         data: dict[str, str] = {}
@@ -71,9 +88,10 @@ class HttpPoseClient:
         timeout_s: float | None = None,
     ) -> PoseResult:
         headers = {"X-Request-Timeout-Ms": str(int(timeout_s * 1000))} if timeout_s else {}
-        resp = self._http.post(
-            "/v1/pose", files={"image": ("image", image)}, data=self._fields(boxes, options), headers=headers
-        )
+        resp = self._request(
+            "POST", "/v1/pose", files={"image": ("image", image)}, data=self._fields(boxes, options),
+            headers=headers,
+        )  # fmt: skip
         if resp.status_code != 200:
             raise _error(resp)
         return result_from_json(resp.json())
@@ -83,8 +101,8 @@ class HttpPoseClient:
     ) -> list[PoseResult | ClientError]:
         headers = {"X-Request-Timeout-Ms": str(int(timeout_s * 1000))} if timeout_s else {}
         files = [("images", (f"image{i}", im)) for i, im in enumerate(images)]
-        resp = self._http.post(
-            "/v1/pose/batch", files=files, data=self._fields(None, options), headers=headers
+        resp = self._request(
+            "POST", "/v1/pose/batch", files=files, data=self._fields(None, options), headers=headers
         )
         if resp.status_code != 200:
             raise _error(resp)
@@ -98,7 +116,7 @@ class HttpPoseClient:
         return out
 
     def models(self) -> dict[str, Any]:
-        resp = self._http.get("/v1/models")
+        resp = self._request("GET", "/v1/models")
         if resp.status_code != 200:
             raise _error(resp)
         body: dict[str, Any] = resp.json()

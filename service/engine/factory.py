@@ -64,6 +64,7 @@ def build_detector(
     cfg = DetectorConfig(
         weights=s.detector.weights, conf=s.detector.conf, iou=s.detector.iou, max_det=s.detector.max_det,
         imgsz=s.detector.imgsz, device=device, half=s.precision_for(device) == "fp16",
+        weights_dir=s.weights_dir,
     )  # fmt: skip
     try:
         return YoloPersonDetector(cfg)

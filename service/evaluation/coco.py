@@ -218,15 +218,18 @@ def inprocess_runner(pipeline: Any, options: PoseOptions, max_pixels: int = 50_0
     return run
 
 
-def client_runner(client: Any, options: PoseOptions, concurrency: int = 4) -> Runner:
+def client_runner(
+    client: Any, options: PoseOptions, concurrency: int = 2, timeout_s: float | None = None
+) -> Runner:
     """Sends each image of a batch as one request to a running server (REST or gRPC client from
-    :func:`service.client.connect`), ``concurrency`` requests in flight so the server can batch them."""
+    :func:`service.client.connect`), ``concurrency`` requests in flight so the server can batch them;
+    ``timeout_s`` is each request's deadline (sent to the server, which otherwise applies its default)."""
     pool = ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="posesvc-eval")
 
     def one(item: tuple[int, Path], b: Boxes | None) -> PoseResult:
         data = item[1].read_bytes()
         rows = None if b is None else [[float(v) for v in r] for r in b]
-        res: PoseResult = client.estimate(data, rows, options)
+        res: PoseResult = client.estimate(data, rows, options, timeout_s=timeout_s)
         return res
 
     def run(items: Sequence[tuple[int, Path]], boxes: Sequence[Boxes | None]) -> list[PoseResult]:

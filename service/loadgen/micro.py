@@ -4,7 +4,8 @@ All figures are per person (one person = one crop), median over ``reps`` interle
 
 * ``crop``: box → affine → warped crop → normalised tensor;
 * ``forward``: the network alone on the flip-test batch (2N) and without flip (N), per precision
-  (``fp32``; ``bf16`` autocast; ``fp16`` autocast on CUDA only);
+  (``fp32``; ``bf16`` autocast on request: ~10x slower than fp32 on CPUs without AMX; ``fp16`` autocast on
+  CUDA only);
 * ``pipeline``: :meth:`PoseEstimator.estimate` end to end (crop, forward, flip merge, decode, rescoring,
   OKS-NMS), flip on and off, per precision;
 * ``decode``: DARK vectorised (batched over N×K: the NumPy kernel that CPU tensors take, and the torch one that
@@ -73,11 +74,14 @@ def _synthetic(persons: int, seed: int = 0) -> tuple[np.ndarray[Any, Any], np.nd
 def micro_bench(
     estimator: PoseEstimator, persons: int = 8, reps: int = 5, decode_persons: int = 64,
     precisions: tuple[Precision, ...] | None = None, loop_decode: bool = True,
+    progress: Callable[[str], None] | None = None,
 ) -> list[MicroRow]:  # fmt: skip
     """Measure the pieces on ``estimator``'s card and device with ``persons`` crops per batch.
 
-    ``precisions`` default: fp32 and bf16 on CPU; fp32, bf16 and fp16 on CUDA.
+    ``precisions`` default: fp32 on CPU; fp32 and fp16 on CUDA. ``progress(step)`` is called before each
+    step (they take minutes on a small CPU).
     """
+    say = progress or (lambda _step: None)
     dev = estimator.device
 
     def sync() -> None:
@@ -86,7 +90,7 @@ def micro_bench(
 
     card = estimator.card
     if precisions is None:
-        precisions = ("fp32", "bf16", "fp16") if dev.type == "cuda" else ("fp32", "bf16")
+        precisions = ("fp32", "fp16") if dev.type == "cuda" else ("fp32",)
     assert precisions is not None
     if "fp16" in precisions and dev.type != "cuda":
         raise ValueError("fp16 needs a CUDA device; on CPU use fp32 or bf16")
@@ -97,6 +101,7 @@ def micro_bench(
         prep = estimator.prepare(img, boxes)
         return normalise(torch.from_numpy(prep.crops).to(dev), card.mean, card.std)
 
+    say("crop")
     x = crop()
     rows.append(MicroRow("crop", "crop + normalise", _median(crop, reps, sync) * 1000 / persons))
     x2 = torch.cat([x, x.flip(-1)])
@@ -117,15 +122,18 @@ def micro_bench(
         fns[("forward", f"{name} no flip (batch {persons})")] = forward(e, x)
         fns[("pipeline", f"{name} flip on")] = pipeline(e, True)
         fns[("pipeline", f"{name} flip off")] = pipeline(e, False)
-    for fn in fns.values():  # warm-up (oneDNN / cuDNN kernel selection)
+    for (group, name), fn in fns.items():  # warm-up (oneDNN / cuDNN kernel selection)
+        say(f"warm-up {group} {name}")
         fn()
     sync()
     times: dict[tuple[str, str], list[float]] = {k: [] for k in fns}
-    for _ in range(max(1, reps)):  # interleaved, so machine noise hits every variant alike
+    for rep in range(max(1, reps)):  # interleaved, so machine noise hits every variant alike
+        say(f"round {rep + 1}/{max(1, reps)}: forward and pipeline, {len(fns)} variants")
         for k, fn in fns.items():
             times[k].append(_median(fn, 1, sync))
     for (group, name), ts in times.items():
         rows.append(MicroRow(group, name, statistics.median(ts) * 1000 / persons))
+    say("decoders")
     rows.extend(_decode_rows(decode_persons, card.num_joints, card.heatmap_size, reps, loop_decode))
     return rows
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import torch
 from torch import nn
 
 NetFactory = Callable[..., nn.Module]
@@ -27,10 +29,23 @@ def list_nets() -> list[str]:
     return sorted(_NETS)
 
 
-def build_net(name: str, params: Mapping[str, Any]) -> nn.Module:
-    """Build an (untrained) network of architecture ``name`` with the card's parameters."""
+def init_seed(key: str) -> int:
+    """The seed of the random initialisation for ``key`` (a card name): the same in every process."""
+    return int.from_bytes(hashlib.sha256(key.encode("utf-8")).digest()[:4], "big")
+
+
+def build_net(name: str, params: Mapping[str, Any], *, seed_key: str | None = None) -> nn.Module:
+    """Build an (untrained) network of architecture ``name`` with the card's parameters.
+
+    The random initialisation is drawn from a private generator seeded by ``seed_key`` (default: ``name``
+    and its parameters), so untrained smoke-run weights are identical in every process, worker and run;
+    the global torch RNG is left as it was.
+    """
     try:
         factory = _NETS[name]
     except KeyError:
         raise ValueError(f"unknown architecture {name!r}; registered: {', '.join(list_nets())}") from None
-    return factory(**dict(params))
+    key = seed_key if seed_key is not None else f"{name}:{sorted(dict(params).items())!r}"
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(init_seed(key))
+        return factory(**dict(params))

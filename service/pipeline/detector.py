@@ -2,11 +2,18 @@
 
 Boxes are returned as ``(M, 5)`` float64 ``(x, y, w, h, score)`` in original image pixels. Requests that
 carry their own boxes never reach the detector.
+
+Ultralytics is kept off the network and off pip: importing this module switches off its auto-install and
+its online checks (``YOLO_AUTOINSTALL=false``, ``YOLO_OFFLINE=true``, which also stops its telemetry), the
+detector only loads weights that are already on disk (``posesvc weights fetch --detector NAME`` is the one
+command that downloads them), and Pillow's own ``Image.open`` is put back in place of Ultralytics' patch,
+which would ``pip install pi-heif`` when it meets data it cannot identify (a garbage upload).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +24,71 @@ from numpy.typing import NDArray
 
 from ..errors import WeightsError
 
+# Before Ultralytics is first imported (it reads both at import time): never install, never go online.
+os.environ["YOLO_AUTOINSTALL"] = "false"
+os.environ["YOLO_OFFLINE"] = "true"
+
 log = logging.getLogger(__name__)
+
+
+def import_yolo() -> Any:
+    """Ultralytics' ``YOLO`` class, imported offline and with Pillow's ``Image.open`` restored."""
+    try:
+        from ultralytics import YOLO  # type: ignore[attr-defined]
+    except ImportError as exc:  # pragma: no cover - ultralytics is a dependency
+        raise WeightsError("the ultralytics package is required for the person detector") from exc
+    restore_pillow_open()
+    return YOLO
+
+
+def restore_pillow_open() -> None:
+    """Undo Ultralytics' ``PIL.Image.open`` patch (it runs a pip install on unidentified data)."""
+    import sys
+
+    from PIL import Image
+
+    patches = sys.modules.get("ultralytics.utils.patches")
+    original = getattr(patches, "_image_open", None)
+    if original is not None and Image.open is not original:
+        Image.open = original
+
+
+def is_untrained_spec(weights: str) -> bool:
+    """An architecture ``.yaml`` (random weights) rather than a checkpoint."""
+    return weights.endswith((".yaml", ".yml"))
+
+
+def resolve_detector_weights(weights: str, weights_dir: Path | None) -> str:
+    """A local file for ``weights`` (a path, or a name looked up in ``weights_dir`` and then in
+    Ultralytics' own weights folder), or the ``.yaml`` itself. Never downloads.
+
+    Raises:
+        WeightsError: no such file; the message names ``posesvc weights fetch --detector``.
+    """
+    if is_untrained_spec(weights):
+        return weights
+    path = Path(weights).expanduser()
+    if path.is_file():
+        return str(path)
+    candidates = []
+    if path.name == weights:  # a bare name: look in the caches
+        if weights_dir is not None:
+            candidates.append(Path(weights_dir) / weights)
+        try:
+            from ultralytics.utils import SETTINGS
+
+            candidates.append(Path(SETTINGS["weights_dir"]) / weights)
+        except Exception:  # pragma: no cover - settings unreadable: only our own cache counts
+            pass
+    for c in candidates:
+        if c.is_file():
+            return str(c)
+    looked = ", ".join(str(c) for c in candidates) or str(path)
+    raise WeightsError(
+        f"detector weights {weights!r} are not on this machine (looked in {looked}); "
+        f"download them with 'posesvc weights fetch --detector {path.name}', or set "
+        "POSESVC_DETECTOR__WEIGHTS=/path/to/file.pt"
+    )
 
 
 @runtime_checkable
@@ -37,9 +108,11 @@ class DetectorConfig:
     """Ultralytics detector settings.
 
     Attributes:
-        weights: a local ``.pt`` path, an Ultralytics model name (``yolov8n.pt``, ``yolo11n.pt``: downloaded
-            by Ultralytics itself on a machine with internet), or an architecture ``.yaml`` (untrained).
+        weights: a local ``.pt`` path, an Ultralytics model name (``yolov8n.pt``, ``yolo11n.pt``: found in
+            ``weights_dir`` or Ultralytics' weights folder, never downloaded here), or an architecture
+            ``.yaml`` (untrained, initialised from a seed derived from its name: the same in every process).
         conf: minimum confidence; iou: NMS IoU threshold; max_det: boxes per image; imgsz: inference size.
+        weights_dir: the posesvc weights cache, where ``posesvc weights fetch --detector`` puts files.
     """
 
     weights: str = "yolov8n.pt"
@@ -49,6 +122,7 @@ class DetectorConfig:
     imgsz: int = 640
     device: str = "cpu"
     half: bool = False
+    weights_dir: Path | None = None
 
 
 class YoloPersonDetector:
@@ -56,24 +130,24 @@ class YoloPersonDetector:
 
     def __init__(self, config: DetectorConfig | None = None) -> None:
         self.config = cfg = config or DetectorConfig()
+        yolo = import_yolo()
+        self.trained = not is_untrained_spec(cfg.weights)
+        source = resolve_detector_weights(cfg.weights, cfg.weights_dir)
         try:
-            from ultralytics import YOLO  # type: ignore[attr-defined]
-        except ImportError as exc:  # pragma: no cover - ultralytics is a dependency
-            raise WeightsError("the ultralytics package is required for the person detector") from exc
-        self.trained = not cfg.weights.endswith((".yaml", ".yml"))
-        if (
-            self.trained
-            and Path(cfg.weights).suffix == ".pt"
-            and not Path(cfg.weights).exists()
-            and "/" in cfg.weights
-        ):
-            raise WeightsError(f"detector weights not found: {cfg.weights}")
-        try:
-            self.model: Any = YOLO(cfg.weights)
+            if self.trained:
+                self.model: Any = yolo(source)
+            else:
+                import torch
+
+                from ..nets import init_seed
+
+                with torch.random.fork_rng(devices=[]):
+                    torch.manual_seed(init_seed(Path(source).name))
+                    self.model = yolo(source)
         except Exception as exc:
             raise WeightsError(
-                f"cannot load detector {cfg.weights!r}: {exc}. Give a local .pt path (POSESVC_DETECTOR__WEIGHTS), "
-                "or run once with internet so Ultralytics can download it, or use yolov8n.yaml for untrained smoke runs"
+                f"cannot load detector {cfg.weights!r}: {type(exc).__name__}: {exc}. Give a local .pt path "
+                "(POSESVC_DETECTOR__WEIGHTS), or use yolov8n.yaml for untrained smoke runs"
             ) from exc
         self.name = Path(cfg.weights).stem
         if not self.trained:

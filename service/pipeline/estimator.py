@@ -143,8 +143,9 @@ class PoseEstimator:
         allow_untrained: bool = False,
     ) -> PoseEstimator:
         """Build the card's net and load ``weights`` strictly (weights-only). Without weights, refuse unless
-        ``allow_untrained`` (random initialisation; results are then marked ``trained=False``)."""
-        net = build_net(card.architecture, card.arch_params)
+        ``allow_untrained`` (random initialisation seeded by the card's name, the same in every process;
+        results are then marked ``trained=False``)."""
+        net = build_net(card.architecture, card.arch_params, seed_key=card.name)
         if weights is not None:
             load_checkpoint_file(net, weights, card.checkpoint.format)
             trained = True

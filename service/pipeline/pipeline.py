@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Sequence
 
@@ -57,6 +58,8 @@ class PosePipeline:
                 resolved[i] = b
                 sources[i] = "detector"
         results = self.estimator.estimate(images, resolved, options, sources, stage)
+        if "detect" in stage:  # the batch's detector call is a stage of each of its results, like the others
+            results = [dataclasses.replace(r, timings={"detect": stage["detect"], **r.timings}) for r in results]
         if timings is not None:
             timings.update(stage)
         return results

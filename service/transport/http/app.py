@@ -99,8 +99,9 @@ def create_app(
         default=1024 * 1024,
         on_reject=reject,
     )
+    open_prefixes = ("/static",) if settings.metrics_require_key else ("/static", "/metrics")
     app.add_middleware(
-        AuthMiddleware, checker=KeyChecker(settings.api_key_hashes), exempt=("/static/",), on_reject=reject
+        AuthMiddleware, checker=KeyChecker(settings.api_key_hashes), exempt=open_prefixes, on_reject=reject
     )
     if settings.cors_origins:
         app.add_middleware(

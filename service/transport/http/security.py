@@ -55,8 +55,13 @@ def presented_key(headers: dict[str, str]) -> str | None:
     return None
 
 
+#: Paths that never need a key: the web page, liveness and readiness (kubelet probes send no headers).
+OPEN_PATHS = ("/", "/healthz", "/readyz")
+
+
 class AuthMiddleware:
-    """Rejects requests without a valid API key (401 problem) except on ``exempt`` path prefixes."""
+    """Rejects requests without a valid API key (401 problem) except on :data:`OPEN_PATHS` and the
+    ``exempt`` path prefixes (``/metrics`` is among them unless ``metrics_require_key``)."""
 
     def __init__(
         self, app: ASGIApp, checker: KeyChecker, exempt: Sequence[str], on_reject: Any = None
@@ -82,7 +87,7 @@ class AuthMiddleware:
         await resp(scope, receive, send)
 
     def _exempt(self, path: str) -> bool:
-        return path in ("/", "/healthz") or any(path.startswith(p) for p in self.exempt)
+        return path in OPEN_PATHS or any(path == p or path.startswith(p + "/") for p in self.exempt)
 
 
 class BodyLimitMiddleware:
