@@ -43,18 +43,18 @@ def resolve_weights(card: ModelCard, weights_dir: Path, explicit: Path | None = 
 
 
 def missing_weights_message(card: ModelCard, weights_dir: Path) -> str:
-    """The three ways to provide weights, named for this card."""
+    """One line naming the ways to provide weights for this card, and the untrained smoke-run switch
+    (every command says exactly this when it has no weights)."""
     fetch = (
-        f"  1. posesvc weights fetch --card {card.name}    (downloads {card.checkpoint.url})"
+        f"'posesvc weights fetch --card {card.name}' (downloads {card.checkpoint.url})"
         if card.checkpoint.url
-        else f"  1. {card.checkpoint.how_to_get or 'download the checkpoint from its publisher'}"
+        else f"{card.checkpoint.how_to_get or 'download the checkpoint from its publisher'}"
     )
     return (
-        f"no weights for model card {card.name!r} (looked for {cached_path(card, weights_dir)}). Provide them one of three ways:\n"
-        f"{fetch}\n"
-        f"  2. posesvc weights import PATH --card {card.name}    (a local checkpoint file)\n"
-        f"  3. POSESVC_MODEL__WEIGHTS=PATH (or --weights PATH)    (use a file in place)\n"
-        "or start with --allow-untrained for a smoke run with random weights (every result says trained=false)."
+        f"no weights for model card {card.name!r} (looked for {cached_path(card, weights_dir)}): "
+        f"get them with {fetch}, 'posesvc weights import PATH --card {card.name}' (a local checkpoint), "
+        "or --weights PATH (POSESVC_MODEL__WEIGHTS=PATH); or pass --allow-untrained "
+        "(POSESVC_ALLOW_UNTRAINED=true) for a smoke run with random weights (results say trained=false)"
     )
 
 

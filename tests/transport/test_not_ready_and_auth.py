@@ -82,20 +82,56 @@ def test_rest_api_keys(settings, coco_jpeg):
             out["wrong"] = await c.post("/v1/pose", files=files, headers={"X-API-Key": "nope"})
             out["old"] = await c.post("/v1/pose", files=files, headers={"X-API-Key": "old-key"})
             out["bearer"] = await c.post("/v1/pose", files=files, headers={"Authorization": "Bearer new-key"})
+            # what kubelet probes and a Prometheus scrape send: no key at all
             out["healthz"] = await c.get("/healthz")
+            out["readyz"] = await c.get("/readyz")
             out["metrics"] = await c.get("/metrics")
+            out["metrics_x"] = await c.get("/metricsx")  # a prefix of an open path opens nothing
             out["models"] = await c.get("/v1/models")
             return out
 
     out = asyncio.run(go())
-    for k in ("none", "wrong", "metrics", "models"):
+    for k in ("none", "wrong", "models", "metrics_x"):
         assert out[k].status_code == 401, k
         assert out[k].json()["type"] == "urn:posesvc:problem:unauthenticated"
     # accepted keys get through authentication (the stub engine then says not ready)
     assert out["old"].status_code == 503 and out["bearer"].status_code == 503
     assert out["healthz"].status_code == 200
+    assert out["readyz"].status_code == 503 and out["readyz"].json()["ready"] is False  # the probe's answer
+    assert out["metrics"].status_code == 200 and "posesvc_requests_rejected_total" in out["metrics"].text
     text = metrics.render()[0].decode()
     assert 'posesvc_requests_rejected_total{reason="unauthenticated"} 4.0' in text
+
+
+def test_metrics_behind_the_key_when_asked(settings):
+    s = settings.model_copy(update={"api_key_hashes": [hash_key("k")], "metrics_require_key": True})
+    app = create_app(s, StubEngine())
+
+    async def go():
+        async with _client(app) as c:
+            return (await c.get("/metrics"), await c.get("/metrics", headers={"X-API-Key": "k"}),
+                    await c.get("/readyz"))  # fmt: skip
+
+    anon, keyed, ready = asyncio.run(go())
+    assert anon.status_code == 401 and keyed.status_code == 200
+    assert ready.status_code == 503  # probes stay open whatever the metrics setting
+
+
+def test_keys_hash_command_matches_the_server_check():
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "service.cli.main", "keys", "hash"], input="s3cret\n",
+                       capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert r.returncode == 0 and r.stdout.strip() == hash_key("s3cret")
+    assert KeyChecker([r.stdout.strip()]).check("s3cret")
+    new = subprocess.run([sys.executable, "-m", "service.cli.main", "keys", "new", "--json"],
+                         capture_output=True, text=True, timeout=60)  # fmt: skip
+    doc = json.loads(new.stdout)
+    assert KeyChecker([doc["sha256"]]).check(doc["key"])
+    bad = subprocess.run([sys.executable, "-m", "service.cli.main", "keys", "hash"], input="",
+                         capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
 
 
 def test_keys_are_configured_as_hashes():
