@@ -43,16 +43,18 @@ class Server:
     log: Path
 
 
-def start_server(tmp: Path, card: Path, weights: Path | None, extra_env: dict[str, str] | None = None,
+def start_server(tmp: Path, card: Path | None, weights: Path | None, extra_env: dict[str, str] | None = None,
                  extra_args: list[str] | None = None, timeout_s: float = 180.0,
-                 tls_ca: Path | None = None) -> Server:  # fmt: skip
-    """``tls_ca``: the server serves HTTPS (POSESVC_TLS_* in ``extra_env``); trust this CA (PEM) when polling."""
+                 tls_ca: Path | None = None, default_detector: bool = False) -> Server:  # fmt: skip
+    """``tls_ca``: the server serves HTTPS (POSESVC_TLS_* in ``extra_env``); trust this CA (PEM) when polling.
+    ``card=None``: the default card; ``default_detector``: the detector settings' default (as ``make run``),
+    else the untrained ``yolov8n.yaml``."""
     hp, gp = free_port(), free_port()
     env = {**os.environ, **LIMITS, "POSESVC_WEIGHTS_DIR": str(tmp / "weights"), **(extra_env or {})}
     log = tmp / f"server-{hp}.log"
-    cmd = [sys.executable, "-m", "service.cli.main", "serve", "--card", str(card),
+    cmd = [sys.executable, "-m", "service.cli.main", "serve", *(["--card", str(card)] if card is not None else []),
            *(["--weights", str(weights)] if weights is not None else []), "--host", "127.0.0.1", "--http-port", str(hp), "--grpc-port", str(gp),
-           "--detector-weights", "yolov8n.yaml", "--allow-untrained", *(extra_args or [])]  # fmt: skip
+           *([] if default_detector else ["--detector-weights", "yolov8n.yaml"]), "--allow-untrained", *(extra_args or [])]  # fmt: skip
     with open(log, "wb") as out:  # the child keeps its own copy of the descriptor
         proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
     url = f"{'https' if tls_ca else 'http'}://127.0.0.1:{hp}"
