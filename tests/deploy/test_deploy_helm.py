@@ -257,8 +257,9 @@ def test_deployment_shape(chart: Path) -> None:
     assert container["envFrom"][0]["configMapRef"]
     mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
     assert mounts["tmp"] == "/tmp" and "weights" in mounts
-    (init,) = pod["initContainers"]
+    init, detector_init = pod["initContainers"]
     assert init["args"][:3] == ["weights", "fetch", "--card"]
+    assert detector_init["args"][:3] == ["weights", "fetch", "--detector"]
     volumes = {v["name"]: v for v in pod["volumes"]}
     assert "persistentVolumeClaim" in volumes["weights"] and "emptyDir" in volumes["weights"]
     assert "emptyDir" in volumes["tmp"]
@@ -273,7 +274,7 @@ def test_default_security_values(values: dict[str, Any]) -> None:
     assert values["securityContext"]["readOnlyRootFilesystem"] is True
     assert values["securityContext"]["allowPrivilegeEscalation"] is False
     assert values["securityContext"]["capabilities"]["drop"] == ["ALL"]
-    assert values["config"]["modelCard"] == "hrnet_w32_256x192_darkpose"
+    assert values["config"]["modelCard"] == "hrnet_w32_256x192_mmpose_dark"  # one with a download URL
 
 
 def test_service_ports(chart: Path) -> None:

@@ -72,6 +72,8 @@ def test_manifest_matches_chart_defaults(repo_root: Path) -> None:
     assert startup["httpGet"]["path"] == "/readyz"
     assert startup["failureThreshold"] == values["probes"]["startup"]["failureThreshold"]
     assert pod["initContainers"][0]["args"] == ["weights", "fetch", "--card", values["config"]["modelCard"]]
+    detector = values["weights"]["fetch"]["detector"]
+    assert pod["initContainers"][1]["args"] == ["weights", "fetch", "--detector", detector]
     config = docs["ConfigMap"]["data"]
     assert config["POSESVC_MODEL__CARD"] == values["config"]["modelCard"]
     assert config["POSESVC_WEIGHTS_DIR"] == values["config"]["weightsDir"]
