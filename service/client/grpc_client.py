@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 import numpy as np
@@ -13,6 +14,8 @@ from ..schemas import Person, PoseOptions, PoseResult
 from ..streaming.session import StreamOptions
 from ..transport.grpc.gen.posesvc.v1 import pose_pb2, pose_pb2_grpc
 from .base import Boxes, ClientError
+
+T = TypeVar("T")
 
 
 def result_from_proto(r: Any) -> PoseResult:
@@ -154,6 +157,20 @@ def _error(exc: grpc.RpcError) -> ClientError:
     return ClientError(status.lower(), details or status, status, retry)
 
 
+def _until(items: Iterable[T], done: threading.Event, pulling: threading.Lock) -> Iterator[T]:
+    """``items`` until ``done`` is set; each ``next`` runs under ``pulling`` so the owner can wait for it."""
+    it = iter(items)
+    while not done.is_set():
+        with pulling:
+            if done.is_set():
+                return
+            try:
+                item = next(it)
+            except StopIteration:
+                return
+        yield item
+
+
 class GrpcPoseClient:
     def __init__(self, target: str, api_key: str | None = None, timeout_s: float = 60.0,
                  max_message_bytes: int = 64 * 1024 * 1024) -> None:  # fmt: skip
@@ -210,8 +227,14 @@ class GrpcPoseClient:
         ``options`` go with the first frame. Closing the generator early cancels the stream on the server.
         """
 
+        # gRPC pulls ``frames`` on a thread of its own. When the call ends (answered, failed, cancelled) that
+        # thread must stop pulling and leave the caller's iterator (often OpenCV reading a video) before we
+        # return: a daemon thread still inside native code when the interpreter exits aborts the process.
+        done = threading.Event()
+        pulling = threading.Lock()
+
         def requests() -> Iterator[Any]:
-            for i, f in enumerate(frames):
+            for i, f in enumerate(_until(frames, done, pulling)):
                 yield frame_to_proto(f, options if i == 0 else None)
 
         call = self._stub.StreamEstimate(requests(), timeout=timeout_s, metadata=self._md)
@@ -223,7 +246,10 @@ class GrpcPoseClient:
                 return
             raise _error(exc) from None
         finally:
+            done.set()
             call.cancel()
+            if pulling.acquire(timeout=30.0):  # wait for a frame being read right now, then no more
+                pulling.release()
 
     def close(self) -> None:
         self._channel.close()

@@ -5,6 +5,7 @@ with every subprocess and non-loopback connection recorded."""
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 import subprocess
 
@@ -96,3 +97,20 @@ def test_garbage_upload_no_install_no_network_and_detect_stage(
     body = detected.json()
     assert body["boxes_source"] == "detector" and body["timings_ms"]["detect"] > 0
     assert 'posesvc_stage_duration_seconds_count{stage="detect"} 1.0' in scrape.text
+
+
+def test_missing_detector_weights_fail_fast_offline(tmp_path, monkeypatch):
+    """A detector name that is not on disk is refused at once with the command that downloads it; nothing
+    is fetched (before, Ultralytics looked the name up on GitHub from inside `serve`)."""
+    from service.errors import WeightsError
+
+    rec = Recorder(monkeypatch)
+    with pytest.raises(WeightsError, match=re.escape("posesvc weights fetch --detector posesvc-absent-yolov8n.pt")):
+        YoloPersonDetector(DetectorConfig(weights="posesvc-absent-yolov8n.pt", weights_dir=tmp_path))
+    assert rec.calls == []
+    # a file in the weights cache is found by name
+    from service.pipeline.detector import resolve_detector_weights
+
+    (tmp_path / "mine.pt").write_bytes(b"x")
+    assert resolve_detector_weights("mine.pt", tmp_path) == str(tmp_path / "mine.pt")
+    assert resolve_detector_weights("yolov8n.yaml", tmp_path) == "yolov8n.yaml"
