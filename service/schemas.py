@@ -98,6 +98,8 @@ class PoseResult:
     trained: bool
     boxes_source: BoxesSource = "client"
     timings: Mapping[str, float] = field(default_factory=dict)
+    #: names of the K joints of every person's keypoints, in order (the model's keypoint schema)
+    joint_names: tuple[str, ...] = ()
 
     def to_coco(self, image_id: int, category_id: int = 1) -> list[dict[str, Any]]:
         """COCO keypoint results entries (``image_id, category_id, keypoints[3K], score``)."""
@@ -111,8 +113,10 @@ class PoseResult:
             for p in self.persons
         ]
 
-    def to_dict(self, joint_names: Sequence[str]) -> dict[str, Any]:
-        """JSON-ready dict in the posesvc response format."""
+    def to_dict(self, joint_names: Sequence[str] | None = None) -> dict[str, Any]:
+        """JSON-ready dict in the posesvc response format (joint names: the result's own by default)."""
+        if joint_names is None:
+            joint_names = self.joint_names
         return {
             "image_size": {"width": self.image_size[0], "height": self.image_size[1]},
             "model": {"name": self.model, "trained": self.trained},

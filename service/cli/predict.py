@@ -103,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
     if args.render:
         from ..pipeline.render import encode_jpeg, encode_png
 
-        drawn = render_poses(image, result)
+        drawn = render_poses(image, result, card.skeleton)
         args.render.parent.mkdir(parents=True, exist_ok=True)
         data = encode_jpeg(drawn) if args.render.suffix.lower() in (".jpg", ".jpeg") else encode_png(drawn)
         args.render.write_bytes(data)
@@ -116,7 +116,6 @@ def run_remote(args: argparse.Namespace, data: bytes, boxes: np.ndarray | None) 
     import os
 
     from ..client import connect
-    from ..pipeline.card import COCO_JOINTS
     from ..pipeline.image import read_image_file
     from ..pipeline.render import encode_jpeg, encode_png, render_poses
     from ..schemas import PoseOptions
@@ -129,12 +128,12 @@ def run_remote(args: argparse.Namespace, data: bytes, boxes: np.ndarray | None) 
         result = client.estimate(data, boxes=None if boxes is None else boxes.tolist(), options=opts)
     finally:
         client.close()
-    out: Any = result.to_coco(args.image_id) if args.format == "coco" else result.to_dict(COCO_JOINTS)
+    out: Any = result.to_coco(args.image_id) if args.format == "coco" else result.to_dict()
     json.dump(out, sys.stdout, indent=2)
     sys.stdout.write("\n")
     if args.render:
         image = read_image_file(str(args.image), honour_exif=not args.no_exif)
-        drawn = render_poses(image, result)
+        drawn = render_poses(image, result)  # the skeleton of the schema the server's joint names match
         args.render.parent.mkdir(parents=True, exist_ok=True)
         suffix = args.render.suffix.lower()
         args.render.write_bytes(encode_jpeg(drawn) if suffix in (".jpg", ".jpeg") else encode_png(drawn))

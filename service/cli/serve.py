@@ -87,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
     devices = s.devices()
     factory.preload(devices[0])  # load weights and detector now: fail before binding the port
     metrics = Metrics()
-    engine = PoseEngine.from_settings(s, factory, hooks=metrics_hooks(metrics))
+    engine = PoseEngine.from_settings(s, factory, hooks=metrics_hooks(metrics, card.joint_names))
     grpc_server = None
     if s.enable_grpc:
 

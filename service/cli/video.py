@@ -244,7 +244,7 @@ async def _run_local(args: argparse.Namespace, frames: Iterator[_Frame], boxes: 
     engine.start()
     try:
         await _warm_up(engine, sink)
-        runner = StreamRunner(engine, StreamSession("local", opts))
+        runner = StreamRunner(engine, StreamSession("local", opts, sigmas=card.oks_sigmas))
         loop = asyncio.get_running_loop()
 
         async def frames_in() -> AsyncIterator[FrameIn]:

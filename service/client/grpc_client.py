@@ -36,6 +36,7 @@ def result_from_proto(r: Any) -> PoseResult:
         trained=r.model.trained,
         boxes_source=r.boxes_source or "client",  # type: ignore[arg-type]
         timings={k: v / 1000.0 for k, v in r.timings_ms.items()},
+        joint_names=tuple(k.name for k in r.persons[0].keypoints) if r.persons else (),
     )
 
 

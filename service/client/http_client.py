@@ -31,6 +31,7 @@ def result_from_json(body: dict[str, Any]) -> PoseResult:
         trained=body["model"]["trained"],
         boxes_source=body.get("boxes_source", "client"),
         timings={k: v / 1000.0 for k, v in body.get("timings_ms", {}).items()},
+        joint_names=tuple(k["name"] for k in body["persons"][0]["keypoints"]) if body["persons"] else (),
     )
 
 

@@ -13,7 +13,10 @@ from .stats import EngineHooks
 STAGES = ("detect", "crop", "pose_forward", "flip_merge", "keypoint_decode")
 
 
-def metrics_hooks(m: Metrics) -> EngineHooks:
+def metrics_hooks(m: Metrics, joints: Sequence[str]) -> EngineHooks:
+    """Hooks feeding ``m``; ``joints``: the served model's joint names (``posesvc_keypoint_score`` labels)."""
+    joint_names = tuple(joints)
+
     def on_batch(images: int, crops: int, waits: Sequence[float], _compute_s: float) -> None:
         m.batch_size.labels(model="pose", unit="images").observe(images)
         if crops:
@@ -38,7 +41,7 @@ def metrics_hooks(m: Metrics) -> EngineHooks:
                 source=r.boxes_source if r.boxes_source != "none" else "client"
             ).observe(len(r.persons))
             if r.persons:
-                m.observe_keypoint_scores([p.keypoints[:, 2].tolist() for p in r.persons])
+                m.observe_keypoint_scores([p.keypoints[:, 2].tolist() for p in r.persons], joint_names)
 
     def on_reject(reason: str) -> None:
         label = {

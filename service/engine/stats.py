@@ -9,12 +9,25 @@ client objects are).
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import Counter, deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ..schemas import PoseResult
+
+log = logging.getLogger(__name__)
+
+
+def _observe(hook: Callable[..., None] | None, *args: object) -> None:
+    """Call an observer hook; its failure is logged, never raised: observing must not fail the work."""
+    if hook is None:
+        return
+    try:
+        hook(*args)
+    except Exception as exc:
+        log.error("engine hook %s failed: %s: %s", getattr(hook, "__name__", hook), type(exc).__name__, exc)
 
 #: How many recent queue waits the snapshot keeps (the hooks see all of them).
 RECENT_WAITS = 1024
@@ -120,16 +133,13 @@ class StatsRecorder:
             self.ewma_s_per_image = (
                 per_image if self._batches == 1 else 0.8 * self.ewma_s_per_image + 0.2 * per_image
             )
-        if self.hooks.on_batch is not None:
-            self.hooks.on_batch(images, crops, waits, compute_s)
+        _observe(self.hooks.on_batch, images, crops, waits, compute_s)
 
     def record_results(self, results: Sequence[PoseResult]) -> None:
-        if self.hooks.on_results is not None:
-            self.hooks.on_results(results)
+        _observe(self.hooks.on_results, results)
 
     def record_decode(self, seconds: float) -> None:
-        if self.hooks.on_decode is not None:
-            self.hooks.on_decode(seconds)
+        _observe(self.hooks.on_decode, seconds)
 
     def record_outcome(self, ok: bool) -> None:
         with self._lock:
@@ -141,14 +151,12 @@ class StatsRecorder:
     def record_reject(self, reason: str) -> None:
         with self._lock:
             self._rejections[reason] += 1
-        if self.hooks.on_reject is not None:
-            self.hooks.on_reject(reason)
+        _observe(self.hooks.on_reject, reason)
 
     def record_restart(self, worker: str) -> None:
         with self._lock:
             self._restarts += 1
-        if self.hooks.on_restart is not None:
-            self.hooks.on_restart(worker)
+        _observe(self.hooks.on_restart, worker)
 
     def snapshot(self, queue_depth: int, in_flight: int) -> EngineStats:
         with self._lock:

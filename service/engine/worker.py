@@ -164,18 +164,23 @@ class Worker:
         t0 = time.monotonic()
         waits = [t0 - it.enqueued_at for it in batch]
         try:
-            results = self._run(pipeline, batch)
-            self._stats.record_results(results)
-            for item, wait, res in zip(batch, waits, results, strict=True):
-                item.resolve(dataclasses.replace(res, timings={**res.timings, "queue_wait": wait}))
-                self._stats.record_outcome(True)
-        except Exception as exc:
-            if len(batch) > 1:
-                log.warning(
-                    "%s: a batch of %d failed (%s); re-running one by one", self.name, len(batch), exc
-                )
-            for item in batch:
-                self._run_alone(pipeline, item, exc if len(batch) == 1 else None)
+            try:
+                results: list[PoseResult] | None = self._run(pipeline, batch)
+            except Exception as exc:
+                results = None
+                if len(batch) > 1:
+                    log.warning(
+                        "%s: a batch of %d failed (%s); re-running one by one", self.name, len(batch), exc
+                    )
+                for item in batch:
+                    self._run_alone(pipeline, item, exc if len(batch) == 1 else None)
+            if results is not None:
+                # Observers run outside the compute step and cannot raise (stats._observe): a metrics hook
+                # that cannot take these results never fails or re-runs a computed batch.
+                self._stats.record_results(results)
+                for item, wait, res in zip(batch, waits, results, strict=True):
+                    item.resolve(dataclasses.replace(res, timings={**res.timings, "queue_wait": wait}))
+                    self._stats.record_outcome(True)
         finally:
             compute_s = time.monotonic() - t0
             self._stats.record_batch(

@@ -5,11 +5,10 @@ pipeline) can import it without cycles.
 """
 
 from service.observability.metrics import (
-    COCO_JOINTS,
     METRIC_SPECS,
     Metrics,
     MetricSpec,
     render_metrics_doc,
 )
 
-__all__ = ["COCO_JOINTS", "METRIC_SPECS", "MetricSpec", "Metrics", "render_metrics_doc"]
+__all__ = ["METRIC_SPECS", "MetricSpec", "Metrics", "render_metrics_doc"]

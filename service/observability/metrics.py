@@ -31,27 +31,6 @@ from prometheus_client.exposition import choose_encoder
 
 MetricType = Literal["counter", "gauge", "histogram"]
 
-#: The 17 COCO keypoints, in the order of the model output (index 0 = nose … 16 = right ankle).
-COCO_JOINTS: Final[tuple[str, ...]] = (
-    "nose",
-    "left_eye",
-    "right_eye",
-    "left_ear",
-    "right_ear",
-    "left_shoulder",
-    "right_shoulder",
-    "left_elbow",
-    "right_elbow",
-    "left_wrist",
-    "right_wrist",
-    "left_hip",
-    "right_hip",
-    "left_knee",
-    "right_knee",
-    "left_ankle",
-    "right_ankle",
-)
-
 # ---------------------------------------------------------------------------------------------
 # Bounded label values.
 # ---------------------------------------------------------------------------------------------
@@ -221,8 +200,9 @@ KEYPOINT_SCORE: Final = MetricSpec(
     "posesvc_keypoint_score",
     "histogram",
     ("joint",),
-    "Confidence (0..1) of every returned keypoint, per COCO joint: a model-quality and input-drift signal.",
-    {"joint": COCO_JOINTS},
+    "Confidence (0..1) of every returned keypoint, per joint of the served model's keypoint schema (the "
+    "17 COCO joint names for COCO cards): a model-quality and input-drift signal.",
+    {},
     SCORE_BUCKETS,
 )
 STREAM_FRAMES: Final = MetricSpec(
@@ -346,17 +326,18 @@ class Metrics:
             decoder=decoder,
         ).set(1)
 
-    def observe_keypoint_scores(self, scores: Iterable[Sequence[float]]) -> None:
+    def observe_keypoint_scores(self, scores: Iterable[Sequence[float]], joints: Sequence[str]) -> None:
         """Record the confidences of returned persons.
 
         Args:
-            scores: one row per person with the 17 joint confidences (0..1) in
-                :data:`COCO_JOINTS` order; shape ``(N, 17)``.
+            scores: one row per person with the K joint confidences (0..1); shape ``(N, K)``.
+            joints: the K joint names (the model's keypoint schema: a bounded label set per served model).
+                A row of another length is skipped (an observer never fails the request it observes).
         """
-        children = [self.keypoint_score.labels(joint=j) for j in COCO_JOINTS]
+        children = [self.keypoint_score.labels(joint=j) for j in joints]
         for row in scores:
-            if len(row) != len(COCO_JOINTS):
-                raise ValueError(f"expected {len(COCO_JOINTS)} joint scores per person, got {len(row)}")
+            if len(row) != len(children):
+                continue
             for child, score in zip(children, row, strict=True):
                 child.observe(float(score))
 

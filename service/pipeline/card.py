@@ -11,49 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import CardError
+from ..zoo.keypoints import COCO17, KeypointSchema, get_schema, schema_for_joints
 from .geometry import CONVENTIONS, Convention
 
-COCO_JOINTS: tuple[str, ...] = (
-    "nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder",
-    "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip",
-    "left_knee", "right_knee", "left_ankle", "right_ankle",
-)  # fmt: skip
-COCO_FLIP_PAIRS: tuple[tuple[int, int], ...] = (
-    (1, 2),
-    (3, 4),
-    (5, 6),
-    (7, 8),
-    (9, 10),
-    (11, 12),
-    (13, 14),
-    (15, 16),
-)
-COCO_SIGMAS: tuple[float, ...] = tuple(
-    s / 10.0
-    for s in (
-        0.26,
-        0.25,
-        0.25,
-        0.35,
-        0.35,
-        0.79,
-        0.79,
-        0.72,
-        0.72,
-        0.62,
-        0.62,
-        1.07,
-        1.07,
-        0.87,
-        0.87,
-        0.89,
-        0.89,
-    )
-)
-COCO_SKELETON: tuple[tuple[int, int], ...] = (
-    (15, 13), (13, 11), (16, 14), (14, 12), (11, 12), (5, 11), (6, 12), (5, 6), (5, 7), (6, 8), (7, 9),
-    (8, 10), (1, 2), (0, 1), (0, 2), (1, 3), (2, 4), (3, 5), (4, 6),
-)  # fmt: skip
 CODECS = ("dark", "standard", "argmax")
 
 
@@ -79,8 +39,7 @@ class ModelCard:
     arch_params: dict[str, Any]
     input_size: tuple[int, int]  # (W, H)
     heatmap_size: tuple[int, int]  # (W, H)
-    joint_names: tuple[str, ...]
-    flip_pairs: tuple[tuple[int, int], ...]
+    keypoints: KeypointSchema
     convention: Convention
     flip_shift: bool
     codec: str
@@ -89,23 +48,36 @@ class ModelCard:
     padding: float = 1.25
     mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
     std: tuple[float, float, float] = (0.229, 0.224, 0.225)
-    oks_sigmas: tuple[float, ...] = COCO_SIGMAS
     checkpoint: CheckpointInfo = field(default_factory=CheckpointInfo)
     published_ap: float | None = None
     published_ap_note: str = ""
     source: str = ""
 
+    # The schema's fields, read everywhere a card is at hand (one definition per schema).
+    @property
+    def joint_names(self) -> tuple[str, ...]:
+        return self.keypoints.joints
+
+    @property
+    def flip_pairs(self) -> tuple[tuple[int, int], ...]:
+        return self.keypoints.flip_pairs
+
+    @property
+    def oks_sigmas(self) -> tuple[float, ...]:
+        return self.keypoints.sigmas
+
+    @property
+    def skeleton(self) -> tuple[tuple[int, int], ...]:
+        return self.keypoints.skeleton
+
     @property
     def num_joints(self) -> int:
-        return len(self.joint_names)
+        return self.keypoints.num_joints
 
     @property
     def flip_permutation(self) -> tuple[int, ...]:
         """Channel permutation that swaps every flip pair (identity elsewhere)."""
-        perm = list(range(self.num_joints))
-        for a, b in self.flip_pairs:
-            perm[a], perm[b] = b, a
-        return tuple(perm)
+        return self.keypoints.flip_permutation
 
 
 def default_models_dir() -> Path:
@@ -169,8 +141,13 @@ def parse_card(data: dict[str, Any], source: str = "<dict>") -> ModelCard:
             raise CardError(f"model card {source}: input.size and heatmap.size are [width, height]")
         if input_size[0] % 32 or input_size[1] % 32:
             raise CardError(f"model card {source}: input size {input_size} must be multiples of 32 for HRNet")
-        joint_names = tuple(kp.get("names", COCO_JOINTS))
-        flip_pairs = tuple((int(a), int(b)) for a, b in kp.get("flip_pairs", COCO_FLIP_PAIRS))
+        keypoints = parse_keypoints(kp, str(data.get("name", Path(source).stem)))
+        out_joints = arch.get("num_joints")
+        if out_joints is not None and int(out_joints) != keypoints.num_joints:
+            raise CardError(
+                f"model card {source}: the network outputs {out_joints} joints but keypoint schema "
+                f"{keypoints.name!r} has {keypoints.num_joints}"
+            )
         blur_kernel = int(codec.get("blur_kernel", 11))
         if blur_kernel < 1 or blur_kernel % 2 == 0:
             raise CardError(f"model card {source}: codec.blur_kernel must be a positive odd integer")
@@ -182,8 +159,7 @@ def parse_card(data: dict[str, Any], source: str = "<dict>") -> ModelCard:
             arch_params=params,
             input_size=(input_size[0], input_size[1]),
             heatmap_size=(heatmap_size[0], heatmap_size[1]),
-            joint_names=joint_names,
-            flip_pairs=flip_pairs,
+            keypoints=keypoints,
             convention=convention,
             flip_shift=bool(geo.get("flip_shift", convention == "hrnet")),
             codec=codec_name,
@@ -192,7 +168,6 @@ def parse_card(data: dict[str, Any], source: str = "<dict>") -> ModelCard:
             padding=float(geo.get("padding", 1.25)),
             mean=tuple(float(v) for v in inp.get("mean", (0.485, 0.456, 0.406))),  # type: ignore[arg-type]
             std=tuple(float(v) for v in inp.get("std", (0.229, 0.224, 0.225))),  # type: ignore[arg-type]
-            oks_sigmas=tuple(float(v) for v in kp.get("oks_sigmas", COCO_SIGMAS)),
             checkpoint=CheckpointInfo(
                 format=str(ckpt.get("format", "darkpose")),
                 url=str(ckpt.get("url", "")),
@@ -208,3 +183,31 @@ def parse_card(data: dict[str, Any], source: str = "<dict>") -> ModelCard:
         raise
     except (TypeError, ValueError, KeyError) as exc:
         raise CardError(f"model card {source} is malformed: {exc}") from exc
+
+
+def parse_keypoints(kp: dict[str, Any], card_name: str) -> KeypointSchema:
+    """The card's ``[keypoints]`` section: ``schema = "coco17" | "mpii16" | "crowdpose14"`` (default
+    ``coco17``), or an inline schema (``names``, ``flip_pairs``, ``sigmas``, ``skeleton``) named after the card.
+    An inline list equal to a registered schema's joints is that schema."""
+    if "names" not in kp:
+        return get_schema(str(kp.get("schema", COCO17.name)))
+    if "schema" in kp:
+        raise CardError(f"model card {card_name}: [keypoints] takes either schema or names, not both")
+    names = tuple(str(n) for n in kp["names"])
+    registered = schema_for_joints(names)
+    raw_sigmas = kp.get("sigmas", kp.get("oks_sigmas"))
+    pairs = tuple((int(a), int(b)) for a, b in kp.get("flip_pairs", ()))
+    sigmas = None if raw_sigmas is None else tuple(float(v) for v in raw_sigmas)
+    if registered is not None and (not pairs or pairs == registered.flip_pairs) and (
+        sigmas is None or sigmas == registered.sigmas
+    ):
+        return registered
+    if sigmas is None:
+        raise CardError(f"model card {card_name}: an inline keypoint schema needs its OKS sigmas")
+    return KeypointSchema(
+        name=card_name,
+        joints=names,
+        flip_pairs=pairs,
+        sigmas=sigmas,
+        skeleton=tuple((int(a), int(b)) for a, b in kp.get("skeleton", ())),
+    )

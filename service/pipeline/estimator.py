@@ -308,6 +308,7 @@ class PoseEstimator:
             trained=self.trained,
             boxes_source=source,
             timings=dict(stage),
+            joint_names=self.card.joint_names,
         )
 
 

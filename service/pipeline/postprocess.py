@@ -61,12 +61,12 @@ def oks_nms(
     Returns:
         indices of kept persons in pick order.
     """
-    from .card import COCO_SIGMAS
+    from ..zoo.keypoints import COCO17
 
     n = len(scores)
     if n == 0:
         return []
-    sig = COCO_SIGMAS if sigmas is None else sigmas
+    sig = COCO17.sigmas if sigmas is None else sigmas
     kp = np.asarray(keypoints, dtype=np.float32)
     ar = np.asarray(areas, dtype=np.float64)
     order = np.asarray(scores, dtype=np.float64).argsort(kind="quicksort")[::-1]
@@ -88,12 +88,12 @@ def soft_oks_nms(
     max_dets: int = 20,
 ) -> list[int]:
     """Official ``soft_oks_nms`` (Gaussian rescoring ``score *= exp(-oks²/threshold)``, at most 20 kept)."""
-    from .card import COCO_SIGMAS
+    from ..zoo.keypoints import COCO17
 
     n = len(scores)
     if n == 0:
         return []
-    sig = COCO_SIGMAS if sigmas is None else sigmas
+    sig = COCO17.sigmas if sigmas is None else sigmas
     kp = np.asarray(keypoints, dtype=np.float32)
     ar = np.asarray(areas, dtype=np.float64)
     sc = np.asarray(scores, dtype=np.float64)

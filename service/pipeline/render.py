@@ -9,7 +9,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..schemas import PoseResult
-from .card import COCO_SKELETON
+from ..zoo.keypoints import schema_for_joints
 
 
 def _score_colour(score: float) -> tuple[int, int, int]:
@@ -21,14 +21,20 @@ def _score_colour(score: float) -> tuple[int, int, int]:
 def render_poses(
     image_rgb: NDArray[np.uint8],
     result: PoseResult,
-    skeleton: Sequence[tuple[int, int]] = COCO_SKELETON,
+    skeleton: Sequence[tuple[int, int]] | None = None,
     kpt_threshold: float = 0.2,
 ) -> NDArray[np.uint8]:
     """Return a copy of ``image_rgb`` with each person's box, score, skeleton and joints drawn.
 
+    ``skeleton``: limbs as joint index pairs; default: the registered keypoint schema whose joints are the
+    result's ``joint_names`` (no limbs when none matches: joints and boxes are still drawn).
+
     Joints with score ≤ ``kpt_threshold`` (and limbs touching them) are not drawn; joint colour encodes
     the score (red → green).
     """
+    if skeleton is None:
+        schema = schema_for_joints(result.joint_names)
+        skeleton = schema.skeleton if schema is not None else ()
     out = np.ascontiguousarray(image_rgb.copy())
     h, w = out.shape[:2]
     thick = max(1, round(min(h, w) / 300))

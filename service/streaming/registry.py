@@ -23,9 +23,16 @@ class StreamRegistry:
         on_count: called with the number of open streams after each change (e.g. sets a gauge).
     """
 
-    def __init__(self, ttl_s: float = 60.0, on_count: Callable[[int], None] | None = None) -> None:
+    def __init__(
+        self,
+        ttl_s: float = 60.0,
+        on_count: Callable[[int], None] | None = None,
+        sigmas: tuple[float, ...] | None = None,
+    ) -> None:
+        """``sigmas``: OKS sigmas of the served model's keypoint schema, for every session's tracker."""
         self.ttl_s = ttl_s
         self.on_count = on_count
+        self.sigmas = sigmas
         self._sessions: dict[str, StreamSession] = {}
         self._expire_cbs: dict[str, Callable[[], None]] = {}
         self._sweeper: asyncio.Task[None] | None = None
@@ -53,7 +60,7 @@ class StreamRegistry:
     ) -> StreamSession:
         """Create a session with a fresh id; ``on_expire`` is called if the sweeper expires it."""
         sid = uuid.uuid4().hex
-        session = StreamSession(sid, options, client)
+        session = StreamSession(sid, options, client, self.sigmas)
         self._sessions[sid] = session
         if on_expire is not None:
             self._expire_cbs[sid] = on_expire

@@ -115,11 +115,13 @@ class StreamSession:
         stream_id: server-assigned id; client: who opened it (for per-client limits); options: fixed options.
         frames: frames received; detector_frames / tracked_frames / dropped / errors: per-outcome counts.
         last_seen: :func:`time.monotonic` (s) of the last frame received (idle TTL).
+        sigmas: OKS sigmas of the served model's keypoint schema, for tracking (``None``: COCO's 17).
     """
 
     stream_id: str
     options: StreamOptions
     client: str = ""
+    sigmas: tuple[float, ...] | None = None
     frames: int = 0
     detector_frames: int = 0
     client_box_frames: int = 0
@@ -132,10 +134,11 @@ class StreamSession:
     smoother: KeypointSmoother | None = field(init=False)
     _next_boxes: NDArray[np.float64] | None = field(default=None, init=False)
     _image_size: tuple[int, int] | None = field(default=None, init=False)
+    _num_joints: int = field(default=0, init=False)
 
     def __post_init__(self) -> None:
         o = self.options
-        self.tracker = Tracker(o.tracker, o.match_threshold, o.max_missing, o.keypoint_threshold)
+        self.tracker = Tracker(o.tracker, o.match_threshold, o.max_missing, o.keypoint_threshold, self.sigmas)
         self.smoother = (
             KeypointSmoother(o.one_euro_min_cutoff, o.one_euro_beta, o.one_euro_d_cutoff)
             if o.smoothing
@@ -181,9 +184,10 @@ class StreamSession:
         if persons:
             boxes = np.array([p.bbox for p in persons], dtype=np.float64)
             kps = np.stack([p.keypoints for p in persons]).astype(np.float64)
+            self._num_joints = kps.shape[1]
         else:
             boxes = np.zeros((0, 4))
-            kps = np.zeros((0, 17, 3))
+            kps = np.zeros((0, self._num_joints, 3))
         ids = self.tracker.update(boxes, kps)
         # Boxes for the next frame come from the raw (unsmoothed) keypoints of the persons seen now.
         self._next_boxes = boxes_from_keypoints(
@@ -201,4 +205,4 @@ class StreamSession:
 
     def skip(self) -> None:
         """A frame produced no result (dropped or failed): tracks age by one frame, boxes are kept."""
-        self.tracker.update(np.zeros((0, 4)), np.zeros((0, 17, 3)))
+        self.tracker.update(np.zeros((0, 4)), np.zeros((0, self._num_joints, 3)))

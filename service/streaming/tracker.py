@@ -100,16 +100,19 @@ class Tracker:
     """Associates each frame's persons with the tracks of the previous frames.
 
     Attributes:
-        kind: ``"oks"`` (pose similarity, COCO sigmas, area = box area) or ``"iou"`` (box overlap).
+        kind: ``"oks"`` (pose similarity with the model's keypoint sigmas, area = box area) or ``"iou"``
+            (box overlap).
         match_threshold: minimum similarity for a person to continue a track (else it starts a new one).
         max_missing: frames a track survives unmatched; then it is removed (its id is never reused).
         keypoint_threshold: joints with a score at or below this are ignored by OKS.
+        sigmas: per-joint OKS sigmas of the model's keypoint schema (``None``: COCO's 17).
     """
 
     kind: TrackerKind = "oks"
     match_threshold: float = 0.3
     max_missing: int = 10
     keypoint_threshold: float = 0.0
+    sigmas: tuple[float, ...] | None = None
     tracks: list[Track] = field(default_factory=list)
     next_id: int = 1
 
@@ -126,6 +129,7 @@ class Tracker:
                     np.stack([t.keypoints for t in self.tracks]),
                     kps,
                     boxes[:, 2] * boxes[:, 3],
+                    sigmas=COCO_SIGMAS if self.sigmas is None else np.asarray(self.sigmas, dtype=np.float64),
                     min_score=self.keypoint_threshold,
                 )
             pairs = greedy_match(sim, self.match_threshold)

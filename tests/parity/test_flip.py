@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from service.codecs.functional import dark_blur, dark_decode, dark_taylor, get_heatmap_maximum
-from service.pipeline.card import COCO_FLIP_PAIRS
 from service.pipeline.flip import flip_back, merge_flip
 from service.pipeline.geometry import affine_matrices, apply_affine
+from service.zoo.keypoints import COCO17
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +25,7 @@ def _perm(pairs, k=17):
 
 
 def test_pairs_are_coco(flip):
-    assert [tuple(p) for p in flip["flip_pairs"].tolist()] == list(COCO_FLIP_PAIRS)
+    assert [tuple(p) for p in flip["flip_pairs"].tolist()] == list(COCO17.flip_pairs)
 
 
 def test_flip_back_and_average_bit_exact(flip):

@@ -23,10 +23,10 @@ def _arrays(img):
 
 
 def test_sigmas_are_coco(cases):
-    from service.pipeline.card import COCO_SIGMAS
+    from service.zoo.keypoints import COCO17
 
     # the fixture lists the literal array of nms.py, which divides it by 10
-    np.testing.assert_allclose(np.array(cases["oks_sigmas"]) / 10.0, COCO_SIGMAS)
+    np.testing.assert_allclose(np.array(cases["oks_sigmas"]) / 10.0, COCO17.sigmas)
 
 
 def test_rescoring(cases):

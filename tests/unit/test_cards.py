@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from service.errors import CardError
-from service.pipeline.card import COCO_JOINTS, list_cards, load_card, parse_card
+from service.pipeline.card import list_cards, load_card, parse_card
+from service.zoo.keypoints import COCO17
 
 
 def test_shipped_cards():
@@ -15,7 +16,7 @@ def test_shipped_cards():
         assert required in names
     for name in names:
         c = load_card(name)
-        assert c.joint_names == COCO_JOINTS
+        assert c.joint_names == COCO17.joints
         assert c.input_size[0] == 4 * c.heatmap_size[0] and c.input_size[1] == 4 * c.heatmap_size[1]
         assert c.published_ap is not None
         assert c.checkpoint.url or c.checkpoint.how_to_get

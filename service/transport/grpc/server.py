@@ -369,6 +369,7 @@ class GrpcServer:
         self.streams = StreamRegistry(
             float(getattr(settings, "stream_idle_ttl_s", 60.0)),
             on_count=None if metrics is None else metrics.active_streams.set,
+            sigmas=tuple(card.oks_sigmas),
         )
         self.server: Any = None
         self.health: Any = None

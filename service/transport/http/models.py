@@ -19,7 +19,9 @@ class PersonOut(BaseModel):
     )
     bbox_score: float
     score: float = Field(description="bbox_score × mean of keypoint scores above 0.2")
-    keypoints: list[KeypointOut] = Field(description="17 COCO joints in COCO order")
+    keypoints: list[KeypointOut] = Field(
+        description="the model's joints in its keypoint schema's order (e.g. the 17 COCO joints)"
+    )
     track_id: int | None = Field(None, description="streams only")
 
 
@@ -45,7 +47,7 @@ class PoseResponse(BaseModel):
 class CocoEntry(BaseModel):
     image_id: int
     category_id: int = 1
-    keypoints: list[float] = Field(description="[x1, y1, s1, ..., x17, y17, s17]")
+    keypoints: list[float] = Field(description="[x1, y1, s1, ..., xK, yK, sK] (K joints of the model)")
     score: float
 
 
@@ -79,6 +81,7 @@ class ModelCardOut(BaseModel):
     published_ap: float | None
     published_ap_note: str
     trained: bool
+    keypoint_schema: str = Field(description="coco17 | mpii16 | crowdpose14 | the card's own")
     joints: list[str]
     skeleton: list[list[int]]
 

@@ -19,7 +19,6 @@ from fastapi.responses import JSONResponse, Response
 from starlette.datastructures import FormData, UploadFile
 
 from ...errors import InvalidBoxes, InvalidInput, PoseServiceError, UnsupportedMediaType
-from ...pipeline.card import COCO_SKELETON
 from ...schemas import PoseOptions, PoseRequest, PoseResult
 from .models import BatchResponse, ModelsResponse, PoseResponse, Problem
 from .problems import PROBLEM_JSON, error_response
@@ -240,7 +239,8 @@ def _joint_names(request: Request) -> Any:
     summary="Estimate poses on one image",
 )
 async def estimate(request: Request) -> Any:
-    """Persons with 17 COCO keypoints each. ``format=coco`` returns COCO results entries instead."""
+    """Persons with the model's keypoints (names from its keypoint schema, e.g. 17 COCO joints).
+    ``format=coco`` returns COCO results entries instead."""
     data, parsed = await read_single(request)
     result, rid = await _submit(request, data, parsed)
     t0 = time.perf_counter()
@@ -314,7 +314,8 @@ async def render(request: Request) -> Response:
         lambda: decode_image(data, honour_exif=settings.honour_exif, max_pixels=settings.max_image_pixels),
     )
     result, _ = await _submit(request, image, parsed)
-    drawn = await loop.run_in_executor(None, render_poses, image, result)
+    card = request.app.state.card
+    drawn = await loop.run_in_executor(None, lambda: render_poses(image, result, card.skeleton))
     if fmt == "png":
         return Response(await loop.run_in_executor(None, encode_png, drawn), media_type="image/png")
     return Response(await loop.run_in_executor(None, encode_jpeg, drawn), media_type="image/jpeg")
@@ -344,7 +345,8 @@ async def models(request: Request) -> Any:
                 "published_ap_note": card.published_ap_note,
                 "trained": trained,
                 "joints": list(card.joint_names),
-                "skeleton": [list(p) for p in COCO_SKELETON],
+                "keypoint_schema": card.keypoints.name,
+                "skeleton": [list(p) for p in card.skeleton],
             }
         ],
         "detector": detector,
