@@ -1,7 +1,17 @@
-"""Network architectures and checkpoint loading."""
+"""Network families (one module each, registered with :func:`register_net`) and checkpoint loading."""
 
 from . import hrnet as _hrnet  # noqa: F401  (registers "hrnet")
-from ._registry import build_net, init_seed, list_nets, register_net
+from ._registry import NetEntry, as_tuple, build_net, get_net, init_seed, list_nets, register_net
 from .checkpoint import load_checkpoint_file, load_into
 
-__all__ = ["build_net", "init_seed", "list_nets", "load_checkpoint_file", "load_into", "register_net"]
+__all__ = [
+    "NetEntry",
+    "as_tuple",
+    "build_net",
+    "get_net",
+    "init_seed",
+    "list_nets",
+    "load_checkpoint_file",
+    "load_into",
+    "register_net",
+]

@@ -2,9 +2,9 @@
 
 * ``.pt`` / ``.pth`` files are read with ``torch.load(weights_only=True)``; ``.safetensors`` with safetensors.
 * Wrappers ``{"state_dict": ...}``, ``{"model": ...}`` (with or without ``meta``) are unwrapped.
-* Format filters (pure functions, timm-style) map foreign key layouts onto ours:
-  ``darkpose`` (official HRNet / DarkPose, optional ``module.`` prefix) and ``mmpose``
-  (``backbone.*`` + ``keypoint_head.final_layer.*`` for 0.x, ``head.final_layer.*`` for 1.x).
+* Format filters (pure functions, timm-style) map foreign key layouts onto ours. Each network family
+  registers its own (``nets/_registry.py``: HRNet's ``mmpose`` filter lives in ``nets/hrnet.py``);
+  ``darkpose`` (the official layout, optional ``module.`` prefix) exists for every family.
 * Loading is strict: only missing ``num_batches_tracked`` buffers are tolerated; anything else raises
   :class:`~service.errors.CheckpointError` listing the missing and unexpected keys.
 """
@@ -18,8 +18,8 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import CheckpointError
+from ._registry import StateDict, StateDictFilter, entry_of, strip_module_prefix
 
-StateDict = dict[str, Tensor]
 _WRAPPER_KEYS = ("state_dict", "model", "model_state_dict", "net")
 
 
@@ -52,34 +52,6 @@ def unwrap(obj: object, source: str = "checkpoint") -> StateDict:
     raise CheckpointError(f"{source} holds no tensor dict (looked for keys {', '.join(_WRAPPER_KEYS)})")
 
 
-def filter_darkpose(sd: StateDict) -> StateDict:
-    """Official HRNet / DarkPose layout; strips a DataParallel ``module.`` prefix when every key has it."""
-    if sd and all(k.startswith("module.") for k in sd):
-        return {k[len("module.") :]: v for k, v in sd.items()}
-    return dict(sd)
-
-
-def filter_mmpose(sd: StateDict) -> StateDict:
-    """MMPose top-down HRNet: ``backbone.X`` → ``X``; ``keypoint_head.final_layer.X`` (0.x) or
-    ``head.final_layer.X`` (1.x) → ``final_layer.X``. Other head keys are dropped only if they are
-    known MMPose extras (none for a heatmap head with a 1×1 final layer)."""
-    sd = filter_darkpose(sd)
-    out: StateDict = {}
-    for k, v in sd.items():
-        if k.startswith("backbone."):
-            out[k[len("backbone.") :]] = v
-        elif k.startswith("keypoint_head.final_layer."):
-            out["final_layer." + k[len("keypoint_head.final_layer.") :]] = v
-        elif k.startswith("head.final_layer."):
-            out["final_layer." + k[len("head.final_layer.") :]] = v
-        else:
-            out[k] = v  # left as is: strict loading will report it as unexpected
-    return out
-
-
-FILTERS = {"darkpose": filter_darkpose, "hrnet": filter_darkpose, "mmpose": filter_mmpose}
-
-
 def detect_format(sd: Mapping[str, Tensor]) -> str:
     """Guess the checkpoint layout from sentinel keys."""
     if any(k.startswith(("backbone.", "keypoint_head.", "head.")) for k in sd):
@@ -87,19 +59,28 @@ def detect_format(sd: Mapping[str, Tensor]) -> str:
     return "darkpose"
 
 
+def filters_for(model: nn.Module) -> Mapping[str, StateDictFilter]:
+    """The checkpoint filters of ``model``'s family (only ``darkpose`` for a module built elsewhere)."""
+    entry = entry_of(model)
+    return entry.filters if entry is not None else {"darkpose": strip_module_prefix}
+
+
 def load_into(model: nn.Module, sd: Mapping[str, Tensor], fmt: str = "auto") -> None:
-    """Load ``sd`` into ``model`` strictly after applying the ``fmt`` filter (``auto`` detects it).
+    """Load ``sd`` into ``model`` strictly after applying its family's ``fmt`` filter (``auto`` detects it).
 
     Raises:
-        CheckpointError: with the lists of missing and unexpected keys, or of shape mismatches.
+        CheckpointError: an unknown format for this family, or the lists of missing and unexpected keys,
+            or of shape mismatches.
     """
     if fmt == "auto":
         fmt = detect_format(sd)
+    filters = filters_for(model)
     try:
-        filt = FILTERS[fmt]
+        filt = filters[fmt]
     except KeyError:
+        family = getattr(entry_of(model), "name", type(model).__name__)
         raise CheckpointError(
-            f"unknown checkpoint format {fmt!r}; known: {', '.join(sorted(FILTERS))}"
+            f"checkpoint format {fmt!r} is not known for {family}; known: {', '.join(sorted(filters))}"
         ) from None
     mapped = filt(dict(sd))
     target = model.state_dict()

@@ -16,7 +16,7 @@ from typing import cast
 
 from torch import Tensor, nn
 
-from ._registry import register_net
+from ._registry import StateDict, register_net, strip_module_prefix
 
 BN_MOMENTUM = 0.1
 
@@ -293,7 +293,25 @@ class PoseHighResolutionNet(nn.Module):
         return out
 
 
-@register_net("hrnet")
+def filter_mmpose(sd: StateDict) -> StateDict:
+    """MMPose top-down HRNet: ``backbone.X`` → ``X``; ``keypoint_head.final_layer.X`` (0.x) or
+    ``head.final_layer.X`` (1.x) → ``final_layer.X``. Other keys are left as they are, so strict loading
+    reports them as unexpected."""
+    sd = strip_module_prefix(sd)
+    out: StateDict = {}
+    for k, v in sd.items():
+        if k.startswith("backbone."):
+            out[k[len("backbone.") :]] = v
+        elif k.startswith("keypoint_head.final_layer."):
+            out["final_layer." + k[len("keypoint_head.final_layer.") :]] = v
+        elif k.startswith("head.final_layer."):
+            out["final_layer." + k[len("head.final_layer.") :]] = v
+        else:
+            out[k] = v
+    return out
+
+
+@register_net("hrnet", filters={"hrnet": strip_module_prefix, "mmpose": filter_mmpose}, stride=32)
 def hrnet(
     stage_channels: Sequence[Sequence[int]],
     stage_modules: Sequence[int] = (1, 4, 3),

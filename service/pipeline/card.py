@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import CardError
+from ..nets import get_net
 from ..zoo.keypoints import COCO17, KeypointSchema, get_schema, schema_for_joints
 from .geometry import CONVENTIONS, Convention
 
@@ -49,6 +50,8 @@ class ModelCard:
     mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
     std: tuple[float, float, float] = (0.229, 0.224, 0.225)
     checkpoint: CheckpointInfo = field(default_factory=CheckpointInfo)
+    #: inference backend (``[backend] name``; ``torch`` unless the card or the settings say otherwise)
+    backend: str = "torch"
     published_ap: float | None = None
     published_ap_note: str = ""
     source: str = ""
@@ -126,6 +129,7 @@ def parse_card(data: dict[str, Any], source: str = "<dict>") -> ModelCard:
         codec = dict(_req(data, "codec", source))
         kp = dict(data.get("keypoints", {}))
         ckpt = dict(data.get("checkpoint", {}))
+        backend = str(dict(data.get("backend", {})).get("name", "torch"))
         metrics = dict(data.get("metrics", {}))
         convention = geo.get("convention", "darkpose")
         if convention not in CONVENTIONS:
@@ -139,8 +143,15 @@ def parse_card(data: dict[str, Any], source: str = "<dict>") -> ModelCard:
         heatmap_size = tuple(int(v) for v in _req(hm, "size", source))
         if len(input_size) != 2 or len(heatmap_size) != 2:
             raise CardError(f"model card {source}: input.size and heatmap.size are [width, height]")
-        if input_size[0] % 32 or input_size[1] % 32:
-            raise CardError(f"model card {source}: input size {input_size} must be multiples of 32 for HRNet")
+        try:
+            entry = get_net(str(_req(arch, "name", source)))
+        except ValueError as exc:
+            raise CardError(f"model card {source}: {exc}") from None
+        if input_size[0] % entry.stride or input_size[1] % entry.stride:
+            raise CardError(
+                f"model card {source}: input size {input_size} must be multiples of {entry.stride} "
+                f"for {entry.name}"
+            )
         keypoints = parse_keypoints(kp, str(data.get("name", Path(source).stem)))
         out_joints = arch.get("num_joints")
         if out_joints is not None and int(out_joints) != keypoints.num_joints:
@@ -175,6 +186,7 @@ def parse_card(data: dict[str, Any], source: str = "<dict>") -> ModelCard:
                 filename=str(ckpt.get("filename", "")),
                 how_to_get=str(ckpt.get("how_to_get", "")),
             ),
+            backend=backend,
             published_ap=float(metrics["coco_val2017_ap"]) if "coco_val2017_ap" in metrics else None,
             published_ap_note=str(metrics.get("note", "")),
             source=source,

@@ -1,8 +1,11 @@
-"""Person crops: OpenCV ``warpAffine`` (bit-exact with the official crops on OpenCV < 5) and normalisation."""
+"""Person crops: a crop stage (OpenCV ``warpAffine``, bit-exact with the official crops on OpenCV < 5, is
+the reference implementation) and normalisation.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Protocol
 
 import cv2
 import numpy as np
@@ -29,6 +32,33 @@ def warp_crops(
     for i, m in enumerate(matrices):
         out[i] = cv2.warpAffine(image_rgb, m, (w, h), flags=cv2.INTER_LINEAR)
     return out
+
+
+class CropStage(Protocol):
+    """Warps the persons of one image to the network's input size (image → crop affine, official geometry).
+
+    A device-side implementation (affine grid + bilinear sampling on the accelerator) plugs in here; the
+    reference is :class:`OpenCVCrop`.
+    """
+
+    name: str
+
+    def warp(
+        self, image_rgb: NDArray[np.uint8], matrices: NDArray[np.float64], input_size: tuple[int, int]
+    ) -> NDArray[np.uint8]:
+        """``(H, W, 3)`` uint8 RGB, ``(M, 2, 3)`` matrices, ``(W_in, H_in)`` → ``(M, H_in, W_in, 3)`` uint8."""
+        ...
+
+
+class OpenCVCrop:
+    """The reference crop stage: :func:`warp_crops` on the CPU."""
+
+    name = "opencv"
+
+    def warp(
+        self, image_rgb: NDArray[np.uint8], matrices: NDArray[np.float64], input_size: tuple[int, int]
+    ) -> NDArray[np.uint8]:
+        return warp_crops(image_rgb, matrices, input_size)
 
 
 def normalise(crops: Tensor, mean: Sequence[float], std: Sequence[float]) -> Tensor:

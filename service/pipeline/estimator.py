@@ -9,22 +9,22 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import torch
 from numpy.typing import NDArray
 from torch import Tensor, nn
 
+from ..backends import Backend, BackendOptions, load_backend
 from ..codecs import HeatmapCodec
 from ..errors import InvalidBoxes
 from ..nets import build_net, load_checkpoint_file
 from ..schemas import BoxesSource, Person, PoseOptions, PoseResult
 from .card import ModelCard
-from .crop import normalise, warp_crops
+from .crop import CropStage, OpenCVCrop, normalise
 from .flip import merge_flip
 from .geometry import affine_matrices, apply_affine, box_to_center_scale
 from .postprocess import oks_nms, rescore
@@ -105,32 +105,46 @@ def validate_boxes(
 
 
 class PoseEstimator:
-    """HRNet (or any registered net) + flip test + codec, for one model card on one device."""
+    """Top-down estimator: crops (a crop stage) → one forward (a backend) with flip test → codec → image
+    keypoints, for one model card on one device.
+
+    ``backend``: a loaded :class:`~service.backends.Backend`, or a torch module (run by the ``torch``
+    backend with the config's precision and memory format).
+    """
 
     def __init__(
         self,
         card: ModelCard,
-        net: nn.Module,
+        backend: Backend | nn.Module,
         *,
         trained: bool,
         device: str | torch.device = "cpu",
         config: EstimatorConfig | None = None,
+        crop_stage: CropStage | None = None,
     ) -> None:
         self.card = card
         self.config = config or EstimatorConfig()
-        self.device = torch.device(device)
         self.trained = trained
-        if self.config.precision == "fp16" and self.device.type != "cuda":
-            raise ValueError("fp16 precision needs a CUDA device; use bf16 on CPU")
-        self.net = net.eval().to(self.device)
-        if self.config.channels_last:
-            self.net = self.net.to(memory_format=torch.channels_last)
+        if isinstance(backend, nn.Module):
+            options = BackendOptions(self.config.precision, self.config.channels_last)
+            backend = load_backend("torch", backend, device, options)
+        self.backend: Backend = backend
+        self.device = backend.device
+        self.crop_stage: CropStage = crop_stage or OpenCVCrop()
         self.codec = HeatmapCodec(card.codec, card.blur_kernel, card.sigma, self.config.max_offset)
         self._perm = card.flip_permutation
         #: Network forwards run so far (one per chunk of ``max_batch_crops`` crops; flip is inside it).
         self.forward_count = 0
         #: Person crops estimated so far.
         self.crop_count = 0
+
+    @property
+    def net(self) -> nn.Module:
+        """The torch module behind a torch backend (benchmarks and tests copy it)."""
+        net = getattr(self.backend, "net", None)
+        if not isinstance(net, nn.Module):
+            raise AttributeError(f"the {self.backend.name} backend has no torch module")
+        return net
 
     @classmethod
     def from_card(
@@ -141,6 +155,7 @@ class PoseEstimator:
         device: str | torch.device = "cpu",
         config: EstimatorConfig | None = None,
         allow_untrained: bool = False,
+        backend: str | None = None,
     ) -> PoseEstimator:
         """Build the card's net and load ``weights`` strictly (weights-only). Without weights, refuse unless
         ``allow_untrained`` (random initialisation seeded by the card's name, the same in every process;
@@ -157,24 +172,18 @@ class PoseEstimator:
             raise WeightsError(
                 f"no weights given for model card {card.name!r} (pass allow_untrained for a smoke run)"
             )
-        return cls(card, net, trained=trained, device=device, config=config)
+        cfg = config or EstimatorConfig()
+        loaded = load_backend(
+            backend or card.backend, net, device, BackendOptions(cfg.precision, cfg.channels_last)
+        )
+        return cls(card, loaded, trained=trained, config=cfg)
 
     # ------------------------------------------------------------------ compute
-    def _autocast(self) -> AbstractContextManager[Any]:
-        p = self.config.precision
-        if p == "fp32":
-            return nullcontext()
-        dtype = torch.bfloat16 if p == "bf16" else torch.float16
-        return torch.autocast(self.device.type, dtype=dtype)
-
     def forward(self, x: Tensor) -> Tensor:
-        """Network forward: ``(B, 3, H_in, W_in)`` normalised → ``(B, K, H_hm, W_hm)`` float32."""
-        if self.config.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        with torch.inference_mode(), self._autocast():
-            out: Tensor = self.net(x)
+        """Network forward (the backend): ``(B, 3, H_in, W_in)`` normalised → ``(B, K, H_hm, W_hm)`` float32."""
+        out = self.backend.forward(x)[0]
         self.forward_count += 1
-        return out.float()
+        return out
 
     def heatmaps(self, x: Tensor, flip: bool, timings: dict[str, float] | None = None) -> Tensor:
         """Flip-tested heatmaps for a chunk of normalised crops ``(n, 3, H, W)`` → ``(n, K, h, w)``.
@@ -206,7 +215,7 @@ class PoseEstimator:
         fwd = affine_matrices(center, scale, card.input_size, inv=False, convention=card.convention)
         inv = affine_matrices(center, scale, card.heatmap_size, inv=True, convention=card.convention)
         areas = np.prod(scale * np.float32(200), axis=1).astype(np.float64)
-        crops = warp_crops(image, fwd, card.input_size)
+        crops = self.crop_stage.warp(image, fwd, card.input_size)
         return _Prepared(boxes[:, :4].copy(), boxes[:, 4].copy(), center, scale, inv, areas, crops)
 
     def estimate(

@@ -47,7 +47,7 @@ class ToyNet(nn.Module):
 
 
 if TOY not in list_nets():
-    register_net(TOY)(ToyNet)
+    register_net(TOY, stride=4)(ToyNet)
 
 CARD = {
     "name": "toy_mpii16",
