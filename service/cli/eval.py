@@ -152,9 +152,9 @@ def run(args: argparse.Namespace) -> int:
     else:
         s = settings_from_args(args)
         card = load_model_card(s)
+        if args.decoder:  # the card's codec, overridden for this run
+            card = dataclasses.replace(card, codec=args.decoder)
         estimator = build_estimator(s, card)
-        if args.decoder:
-            estimator.codec = dataclasses.replace(estimator.codec, name=args.decoder)
         detector = build_detector(s) if boxes is None else None
         from ..pipeline.pipeline import PosePipeline
 

@@ -28,15 +28,11 @@ from numpy.typing import NDArray
 from ..errors import (
     DeadlineExceeded,
     EngineError,
-    ImageTooLarge,
-    InvalidBoxes,
     InvalidInput,
     NotReady,
-    PayloadTooLarge,
     PoseServiceError,
 )
-from ..pipeline.estimator import validate_boxes
-from ..pipeline.image import decode_image
+from ..pipeline.inputs import InputLimits, prepare_boxes, prepare_image
 from ..pipeline.pipeline import PosePipeline
 from ..schemas import PoseRequest, PoseResult
 from ..settings import Settings
@@ -101,6 +97,8 @@ class ModelInfo:
     trained: bool
     detector: str | None
     detector_trained: bool | None
+    #: the model needs person boxes (top-down): without a detector, requests must carry them
+    needs_boxes: bool = True
 
 
 class PoseEngine:
@@ -329,28 +327,13 @@ class PoseEngine:
     def _prepare(self, request: PoseRequest) -> tuple[NDArray[np.uint8], NDArray[np.float64] | None]:
         """Decode and validate (decode thread): RGB uint8 image, client boxes ``(M, 5)`` or ``None``."""
         cfg = self.config
+        limits = InputLimits(cfg.max_image_bytes, cfg.max_image_pixels, cfg.max_boxes, cfg.honour_exif)
+        t0 = time.perf_counter()
+        image = prepare_image(request.image, limits)
         if isinstance(request.image, bytes | bytearray | memoryview):
-            data = bytes(request.image)
-            if len(data) > cfg.max_image_bytes:
-                raise PayloadTooLarge(f"the image is {len(data)} bytes; the limit is {cfg.max_image_bytes}")
-            t0 = time.perf_counter()
-            image = decode_image(data, honour_exif=cfg.honour_exif, max_pixels=cfg.max_image_pixels)
             self._stats.record_decode(time.perf_counter() - t0)
-        else:
-            image = np.asarray(request.image)
-            if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3 or 0 in image.shape:
-                raise InvalidInput(
-                    f"an image array must be (H, W, 3) uint8 RGB, got {image.dtype} {list(image.shape)}"
-                )
-            pixels = image.shape[0] * image.shape[1]
-            if pixels > cfg.max_image_pixels:
-                raise ImageTooLarge(f"the image has {pixels} pixels; the limit is {cfg.max_image_pixels}")
-        boxes = None
-        if request.boxes is not None:
-            boxes = validate_boxes(request.boxes, (int(image.shape[1]), int(image.shape[0])))
-            if len(boxes) > cfg.max_boxes:
-                raise InvalidBoxes(f"{len(boxes)} boxes given; the limit is {cfg.max_boxes} per image")
-        elif self.info is not None and self.info.detector is None:
+        boxes = prepare_boxes(request.boxes, image, limits)
+        if boxes is None and self.info is not None and self.info.detector is None and self.info.needs_boxes:
             raise InvalidInput("this server has no person detector; send person boxes with the image")
         return image, boxes
 
@@ -388,6 +371,7 @@ class PoseEngine:
                 pipe.estimator.trained,
                 None if det is None else det.name,
                 None if det is None else det.trained,
+                pipe.estimator.needs_boxes,
             )
         self._ever_ready.set()
 

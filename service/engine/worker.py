@@ -20,9 +20,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Literal
 
-import numpy as np
 import torch
-from numpy.typing import NDArray
 
 from ..errors import EngineError, PoseServiceError
 from ..pipeline.pipeline import PosePipeline
@@ -43,16 +41,13 @@ class WorkerCrash(BaseException):
 
 
 def warm_up(pipeline: PosePipeline, max_batch_crops: int) -> None:
-    """One pipeline run per expected pose batch shape (1 crop, a full ``max_batch_crops`` chunk; default flip)
-    on a synthetic image with client boxes, plus one detector call if the pipeline has a detector."""
-    w, h = pipeline.card.input_size
-    rng = np.random.default_rng(0)
-    image: NDArray[np.uint8] = rng.integers(0, 256, size=(2 * h, 2 * w, 3), dtype=np.uint8)
-    box = [w / 2, h / 2, float(w), float(h), 1.0]
-    for n in sorted({1, max_batch_crops}):
-        pipeline.run([image], [np.array([box] * n, dtype=np.float64)], PoseOptions(oks_nms=False))
-    if pipeline.detector is not None:
-        pipeline.detector.detect([image])
+    """One pipeline run per input the estimator asks for (every forward shape; default flip), plus one
+    detector call if the pipeline has a detector."""
+    inputs = pipeline.estimator.warmup_inputs(max_batch_crops)
+    for w in inputs:
+        pipeline.run([w.image], [w.boxes], PoseOptions(oks_nms=False))
+    if pipeline.detector is not None and inputs:
+        pipeline.detector.detect([inputs[0].image])
 
 
 class Worker:
@@ -160,7 +155,7 @@ class Worker:
     def _run_batch(self, pipeline: PosePipeline, batch: list[WorkItem]) -> None:
         self.in_flight = batch
         est = pipeline.estimator
-        f0, c0, d0 = est.forward_count, est.crop_count, pipeline.detector_calls
+        c_start, d0 = est.counters(), pipeline.detector_calls
         t0 = time.monotonic()
         waits = [t0 - it.enqueued_at for it in batch]
         try:
@@ -183,12 +178,13 @@ class Worker:
                     self._stats.record_outcome(True)
         finally:
             compute_s = time.monotonic() - t0
+            c_end = est.counters()
             self._stats.record_batch(
                 len(batch),
-                est.crop_count - c0,
+                c_end.crops - c_start.crops,
                 waits,
                 compute_s,
-                est.forward_count - f0,
+                c_end.forwards - c_start.forwards,
                 pipeline.detector_calls - d0,
             )
         self.in_flight = []

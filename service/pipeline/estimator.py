@@ -20,13 +20,15 @@ from torch import Tensor, nn
 
 from ..backends import Backend, BackendOptions, load_backend
 from ..codecs import HeatmapCodec
-from ..errors import InvalidBoxes
+from ..errors import InvalidInput
+from ..estimators.base import Counters, WarmupInput
 from ..nets import build_net, load_checkpoint_file
 from ..schemas import BoxesSource, Person, PoseOptions, PoseResult
 from .card import ModelCard
 from .crop import CropStage, OpenCVCrop, normalise
 from .flip import merge_flip
 from .geometry import affine_matrices, apply_affine, box_to_center_scale
+from .inputs import validate_boxes
 from .postprocess import oks_nms, rescore
 
 Precision = Literal["fp32", "bf16", "fp16"]
@@ -68,42 +70,6 @@ class _Prepared:
     crops: NDArray[np.uint8]  # (M, H_in, W_in, 3)
 
 
-def validate_boxes(
-    boxes: NDArray[np.floating] | Sequence[Sequence[float]], image_size: tuple[int, int]
-) -> NDArray[np.float64]:
-    """Check client boxes and return them as ``(M, 5)`` float64 ``(x, y, w, h, score)`` (score 1 if absent).
-
-    Boxes partly outside the image are valid (as in the official pipeline); boxes entirely outside, with
-    non-finite values or non-positive size are rejected with :class:`InvalidBoxes`.
-    """
-    arr = np.asarray(boxes, dtype=np.float64)
-    if arr.size == 0:
-        return np.zeros((0, 5), dtype=np.float64)
-    if arr.ndim != 2 or arr.shape[1] not in (4, 5):
-        raise InvalidBoxes(
-            f"boxes must be a list of [x, y, w, h] or [x, y, w, h, score], got shape {list(arr.shape)}"
-        )
-    if not np.isfinite(arr).all():
-        bad = int(np.where(~np.isfinite(arr).all(axis=1))[0][0])
-        raise InvalidBoxes(f"box {bad} has a NaN or infinite value: {arr[bad].tolist()}")
-    if arr.shape[1] == 4:
-        arr = np.concatenate([arr, np.ones((len(arr), 1))], axis=1)
-    nonpos = np.where((arr[:, 2] <= 0) | (arr[:, 3] <= 0))[0]
-    if nonpos.size:
-        raise InvalidBoxes(
-            f"box {int(nonpos[0])} has a non-positive width or height: {arr[nonpos[0], :4].tolist()}"
-        )
-    w, h = image_size
-    outside = np.where(
-        (arr[:, 0] >= w) | (arr[:, 1] >= h) | (arr[:, 0] + arr[:, 2] <= 0) | (arr[:, 1] + arr[:, 3] <= 0)
-    )[0]
-    if outside.size:
-        raise InvalidBoxes(
-            f"box {int(outside[0])} {arr[outside[0], :4].tolist()} lies entirely outside the {w}x{h} image"
-        )
-    return arr
-
-
 class PoseEstimator:
     """Top-down estimator: crops (a crop stage) → one forward (a backend) with flip test → codec → image
     keypoints, for one model card on one device.
@@ -131,12 +97,25 @@ class PoseEstimator:
         self.backend: Backend = backend
         self.device = backend.device
         self.crop_stage: CropStage = crop_stage or OpenCVCrop()
+        #: top-down: every image needs person boxes (the client's or the detector's)
+        self.needs_boxes = True
         self.codec = HeatmapCodec(card.codec, card.blur_kernel, card.sigma, self.config.max_offset)
         self._perm = card.flip_permutation
         #: Network forwards run so far (one per chunk of ``max_batch_crops`` crops; flip is inside it).
         self.forward_count = 0
         #: Person crops estimated so far.
         self.crop_count = 0
+
+    def counters(self) -> Counters:
+        return Counters(self.forward_count, self.crop_count)
+
+    def warmup_inputs(self, max_batch: int) -> list[WarmupInput]:
+        """A synthetic image with 1 and with ``max_batch`` boxes: every forward shape the engine sends."""
+        w, h = self.card.input_size
+        rng = np.random.default_rng(0)
+        image: NDArray[np.uint8] = rng.integers(0, 256, size=(2 * h, 2 * w, 3), dtype=np.uint8)
+        box = [w / 2, h / 2, float(w), float(h), 1.0]
+        return [WarmupInput(image, np.array([box] * n, dtype=np.float64)) for n in sorted({1, max_batch})]
 
     @property
     def net(self) -> nn.Module:
@@ -221,12 +200,13 @@ class PoseEstimator:
     def estimate(
         self,
         images: Sequence[NDArray[np.uint8]],
-        boxes: Sequence[NDArray[np.floating]],
+        boxes: Sequence[NDArray[np.floating] | None],
         options: Sequence[PoseOptions] | PoseOptions | None = None,
         sources: Sequence[BoxesSource] | None = None,
         timings: dict[str, float] | None = None,
     ) -> list[PoseResult]:
-        """Estimate poses for a batch of images with known person boxes.
+        """Estimate poses for a batch of images with known person boxes (``None`` is refused: a top-down
+        estimator needs boxes, which the pipeline gets from the client or the detector).
 
         Args:
             images: RGB uint8 ``(H, W, 3)`` arrays.
@@ -243,7 +223,11 @@ class PoseEstimator:
         srcs: list[BoxesSource] = list(sources) if sources is not None else ["client"] * n_img
         stage: dict[str, float] = {}
         t0 = time.perf_counter()
-        checked = [validate_boxes(b, (im.shape[1], im.shape[0])) for im, b in zip(images, boxes, strict=True)]
+        if any(b is None for b in boxes):
+            raise InvalidInput(f"{self.card.name} is a top-down model: every image needs person boxes")
+        checked = [
+            validate_boxes(b, (im.shape[1], im.shape[0])) for im, b in zip(images, boxes, strict=True) if b is not None
+        ]
         prepared = [self.prepare(im, b) for im, b in zip(images, checked, strict=True)]
         stage["crop"] = time.perf_counter() - t0
         counts = [len(p.boxes) for p in prepared]

@@ -9,10 +9,10 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import NDArray
 
+from ..estimators.base import Estimator
 from ..schemas import BoxesSource, PoseOptions, PoseResult
 from .card import ModelCard
 from .detector import PersonDetector
-from .estimator import PoseEstimator
 
 
 class PosePipeline:
@@ -22,7 +22,7 @@ class PosePipeline:
     boxes. All crops of the batch are then pooled by the estimator. Zero persons → empty result, no forward.
     """
 
-    def __init__(self, estimator: PoseEstimator, detector: PersonDetector | None = None) -> None:
+    def __init__(self, estimator: Estimator, detector: PersonDetector | None = None) -> None:
         self.estimator = estimator
         self.detector = detector
         #: Batched detector calls made so far (one per :meth:`run` that had images without boxes).
@@ -44,7 +44,7 @@ class PosePipeline:
         Returns one :class:`PoseResult` per image, in order.
         """
         stage: dict[str, float] = {}
-        need = [i for i, b in enumerate(boxes) if b is None]
+        need = [i for i, b in enumerate(boxes) if b is None] if self.estimator.needs_boxes else []
         resolved: list[NDArray[np.floating]] = [np.zeros((0, 5)) if b is None else b for b in boxes]
         sources: list[BoxesSource] = ["client"] * len(images)
         if need:
