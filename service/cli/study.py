@@ -67,7 +67,7 @@ def _floats(text: str) -> tuple[float, ...]:
 
 
 def run_dark(args: argparse.Namespace) -> int:
-    from ..study.dark_study import ResolutionSpec, StudyConfig, default_degradations, run_study, write_outputs
+    from ..study.dark import ResolutionSpec, StudyConfig, default_degradations, run_study, write_outputs
 
     if not args.ann.is_file():
         raise InvalidInput(f"annotation file not found: {args.ann} (pass --ann)")

@@ -1,8 +1,8 @@
-"""Offline studies on real annotations (no network): :mod:`service.study.dark_study` measures how heatmap
+"""Offline studies on real annotations (no network): :mod:`service.study.dark` measures how heatmap
 encoding (quantised vs DARK unbiased) and decoding (argmax, ±0.25 quarter offset, DARK) affect COCO keypoint
 AP and pixel error when the heatmaps are synthesised from ground truth."""
 
-from .dark_study import (
+from .dark import (
     DECODERS,
     ENCODINGS,
     Degradation,

@@ -1,4 +1,4 @@
-"""Plumbing of the DARK decoding study (``service.study.dark_study``) on a small real-COCO subset.
+"""Plumbing of the DARK decoding study (``service.study.dark``) on a small real-COCO subset.
 
 Most tests use the first 8 images of ``person_keypoints_val2017_subset538.json``; the full-set ordering at
 64×48 (DARK ≥ quarter ≥ argmax in AP, unbiased targets, clean) is the last test: one setting on all 1354
@@ -18,7 +18,7 @@ import torch
 
 from service.errors import InvalidInput
 from service.pipeline.geometry import apply_affine
-from service.study.dark_study import (
+from service.study.dark import (
     DECODERS,
     ENCODINGS,
     Degradation,
