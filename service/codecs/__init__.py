@@ -1,31 +1,69 @@
 """Keypoint codecs: heatmaps → sub-pixel keypoints (decode) and keypoints → heatmaps (encode).
 
-All functions are batched over N instances × K keypoints and run on the heatmaps' device. DARK is a
-codec choice, not a special case in the pipeline. See :mod:`service.codecs.functional` for the maths.
+One module per codec (:mod:`.dark`, :mod:`.standard`, :mod:`.argmax`; encoders in :mod:`.targets`), one
+registry entry each. All functions are batched over N instances × K keypoints and run on the heatmaps'
+device. DARK is a codec choice, not a special case in the pipeline.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from torch import Tensor
 
-from .functional import (
-    argmax_decode,
-    dark_decode,
-    quantised_gaussian_targets,
-    quarter_offset_decode,
-    unbiased_gaussian_targets,
-)
+from .argmax import argmax_decode
+from .dark import dark_decode
+from .standard import quarter_offset_decode
+from .targets import quantised_gaussian_targets, unbiased_gaussian_targets
+
+#: ``decode(heatmaps (N, K, H, W), codec) -> (coords (N, K, 2) heatmap px, scores (N, K))``
+Decoder = Callable[[Tensor, "HeatmapCodec"], tuple[Tensor, Tensor]]
+#: ``encode(keypoints (N, K, 2), visible (N, K), (W, H), sigma) -> (targets (N, K, H, W), weights (N, K))``
+Encoder = Callable[[Tensor, Tensor, tuple[int, int], float], tuple[Tensor, Tensor]]
+
+
+@dataclass(frozen=True)
+class CodecEntry:
+    """A registered codec: its decoder and the training-target encoder that goes with it."""
+
+    name: str
+    decode: Decoder
+    encode: Encoder
+    description: str
+
+
+CODECS: dict[str, CodecEntry] = {
+    e.name: e
+    for e in (
+        CodecEntry("dark", lambda hm, c: dark_decode(hm, c.blur_kernel, c.max_offset), unbiased_gaussian_targets,
+                   "DarkPose decoding (blur, log, Taylor step) + unbiased targets"),
+        CodecEntry("standard", lambda hm, _c: quarter_offset_decode(hm), quantised_gaussian_targets,
+                   "HRNet-official: argmax + quarter-pixel offset, quantised targets"),
+        CodecEntry("argmax", lambda hm, _c: argmax_decode(hm), quantised_gaussian_targets,
+                   "integer argmax (studies)"),
+    )
+}  # fmt: skip
+
+
+def codec_names() -> tuple[str, ...]:
+    return tuple(CODECS)
+
+
+def get_codec(name: str) -> CodecEntry:
+    try:
+        return CODECS[name]
+    except KeyError:
+        raise ValueError(f"unknown codec {name!r}; expected one of {', '.join(CODECS)}") from None
 
 
 @dataclass(frozen=True)
 class HeatmapCodec:
-    """Decode/encode configuration.
+    """Decode/encode configuration of one model.
 
     Attributes:
-        name: ``dark`` (DarkPose decoding + unbiased targets), ``standard`` (HRNet quarter offset +
-            quantised targets) or ``argmax`` (integer maxima, for studies).
+        name: a registered codec: ``dark`` (DarkPose decoding + unbiased targets), ``standard`` (HRNet quarter
+            offset + quantised targets) or ``argmax`` (integer maxima, for studies).
         blur_kernel: DARK modulation kernel (odd).
         sigma: target Gaussian sigma in heatmap px.
         max_offset: optional DARK safeguard in heatmap px (``None`` = official behaviour, no clamp).
@@ -38,27 +76,23 @@ class HeatmapCodec:
 
     def decode(self, heatmaps: Tensor) -> tuple[Tensor, Tensor]:
         """``(N, K, H, W)`` → coords ``(N, K, 2)`` float32 heatmap px, scores ``(N, K)`` float32."""
-        if self.name == "dark":
-            return dark_decode(heatmaps, self.blur_kernel, self.max_offset)
-        if self.name == "standard":
-            return quarter_offset_decode(heatmaps)
-        if self.name == "argmax":
-            return argmax_decode(heatmaps)
-        raise ValueError(f"unknown codec {self.name!r}; expected dark, standard or argmax")
+        return get_codec(self.name).decode(heatmaps, self)
 
     def encode(
         self, keypoints: Tensor, visible: Tensor, heatmap_size: tuple[int, int]
     ) -> tuple[Tensor, Tensor]:
         """Heatmap-space keypoints ``(N, K, 2)`` → targets ``(N, K, H, W)`` and weights ``(N, K)``."""
-        if self.name == "dark":
-            return unbiased_gaussian_targets(keypoints, visible, heatmap_size, self.sigma)
-        return quantised_gaussian_targets(keypoints, visible, heatmap_size, self.sigma)
+        return get_codec(self.name).encode(keypoints, visible, heatmap_size, self.sigma)
 
 
 __all__ = [
+    "CODECS",
+    "CodecEntry",
     "HeatmapCodec",
     "argmax_decode",
+    "codec_names",
     "dark_decode",
+    "get_codec",
     "quantised_gaussian_targets",
     "quarter_offset_decode",
     "unbiased_gaussian_targets",

@@ -10,12 +10,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..codecs import codec_names
 from ..errors import CardError
 from ..nets import get_net
 from ..zoo.keypoints import COCO17, KeypointSchema, get_schema, schema_for_joints
 from .geometry import CONVENTIONS, Convention
-
-CODECS = ("dark", "standard", "argmax")
 
 
 @dataclass(frozen=True)
@@ -137,8 +136,10 @@ def parse_card(data: dict[str, Any], source: str = "<dict>") -> ModelCard:
                 f"model card {source}: geometry.convention must be one of {CONVENTIONS}, got {convention!r}"
             )
         codec_name = codec.get("name", "dark")
-        if codec_name not in CODECS:
-            raise CardError(f"model card {source}: codec.name must be one of {CODECS}, got {codec_name!r}")
+        if codec_name not in codec_names():
+            raise CardError(
+                f"model card {source}: codec.name must be one of {codec_names()}, got {codec_name!r}"
+            )
         input_size = tuple(int(v) for v in _req(inp, "size", source))
         heatmap_size = tuple(int(v) for v in _req(hm, "size", source))
         if len(input_size) != 2 or len(heatmap_size) != 2:

@@ -12,11 +12,9 @@ import torch
 from numpy.typing import NDArray
 from torch import Tensor
 
+from ...codecs import HeatmapCodec
 from ...codecs.functional import (
-    argmax_decode,
-    dark_decode,
     quantised_gaussian_targets,
-    quarter_offset_decode,
     unbiased_gaussian_targets,
 )
 from ...pipeline.geometry import apply_affine
@@ -102,13 +100,13 @@ def decode(heatmaps: Tensor, decoder: DecoderName, blur_kernel: int = 11) -> tup
     ``dark`` is the official decoder (no offset safeguard), ``quarter`` HRNet's ±0.25 px, ``argmax`` the
     integer maximum.
     """
-    if decoder == "dark":
-        return dark_decode(heatmaps, blur_kernel=blur_kernel, max_offset=None)
-    if decoder == "quarter":
-        return quarter_offset_decode(heatmaps)
-    if decoder == "argmax":
-        return argmax_decode(heatmaps)
-    raise ValueError(f"unknown decoder {decoder!r}; expected one of {DECODERS}")
+    if decoder not in DECODERS:
+        raise ValueError(f"unknown decoder {decoder!r}; expected one of {DECODERS}")
+    return HeatmapCodec(CODEC_OF[decoder], blur_kernel=blur_kernel, max_offset=None).decode(heatmaps)
+
+
+#: the study's decoder names → the registered codecs (``quarter`` is the ``standard`` codec's decoder)
+CODEC_OF: dict[str, str] = {"dark": "dark", "quarter": "standard", "argmax": "argmax"}
 
 
 def _chunks(n: int, size: int) -> Iterator[slice]:
