@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import secrets
 import sys
@@ -28,8 +27,10 @@ def register(sub: Any) -> None:
 
 
 def digest(key: str) -> str:
-    """What goes into ``POSESVC_API_KEY_HASHES`` for ``key`` (same as the server's check)."""
-    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+    """What goes into ``POSESVC_API_KEY_HASHES`` for ``key``: the server's own digest."""
+    from ..transport.auth import hash_key
+
+    return hash_key(key)
 
 
 def cmd_hash(_args: argparse.Namespace) -> int:

@@ -70,9 +70,10 @@ def run(args: argparse.Namespace) -> int:
     from ..engine.factory import SettingsPipelineFactory
     from ..engine.metrics import metrics_hooks
     from ..observability.metrics import Metrics
-    from ..transport.grpc.server import AuthInterceptor, GrpcServer
+    from ..transport.auth import KeyChecker
+    from ..transport.grpc.interceptors import AuthInterceptor
+    from ..transport.grpc.server import GrpcServer
     from ..transport.http.app import create_app
-    from ..transport.http.security import KeyChecker
     from ..transport.http.server import DrainingServer
 
     s = serve_settings(args)

@@ -137,7 +137,7 @@ def test_tls_settings_need_both_files(tmp_path) -> None:
 
 
 def test_client_identity_is_key_digest_or_peer_host() -> None:
-    from service.transport.grpc.server import client_identity
+    from service.transport.grpc.interceptors import client_identity
 
     class Ctx:
         def __init__(self, md, peer):

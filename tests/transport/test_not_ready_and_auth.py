@@ -13,10 +13,11 @@ import pytest
 from service.errors import NotReady
 from service.observability.metrics import Metrics
 from service.settings import Settings
+from service.transport.auth import KeyChecker, hash_key
 from service.transport.grpc.gen.posesvc.v1 import pose_pb2, pose_pb2_grpc
-from service.transport.grpc.server import AuthInterceptor, GrpcServer
+from service.transport.grpc.interceptors import AuthInterceptor
+from service.transport.grpc.server import GrpcServer
 from service.transport.http.app import create_app
-from service.transport.http.security import KeyChecker, hash_key
 
 from .conftest import free_port
 

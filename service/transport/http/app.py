@@ -26,9 +26,10 @@ from ...errors import PoseServiceError
 from ...observability.metrics import Metrics
 from ...pipeline.card import ModelCard, load_card
 from ...settings import Settings
+from ..auth import KeyChecker
 from . import health, pose
 from .problems import http_error_handler, service_error_handler, validation_error_handler
-from .security import AuthMiddleware, BodyLimitMiddleware, KeyChecker
+from .security import AuthMiddleware, BodyLimitMiddleware
 
 log = logging.getLogger(__name__)
 

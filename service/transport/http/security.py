@@ -1,59 +1,16 @@
 """API-key authentication and request-body limits (ASGI middleware, so they apply before any parsing).
-
-API keys are configured as SHA-256 hex digests (``POSESVC_API_KEY_HASHES``), never in clear; a presented key
-(``X-API-Key: <key>`` or ``Authorization: Bearer <key>``) is hashed and compared with every configured digest
-using :func:`hmac.compare_digest` (constant time). Several digests may be active at once (rotation).
-"""
+The key check itself is :mod:`service.transport.auth`, shared with gRPC."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ...errors import PayloadTooLarge
+from ..auth import KeyChecker, presented_key
 from .problems import problem
-
-
-def hash_key(key: str) -> str:
-    """The digest to put in configuration for ``key``."""
-    return hashlib.sha256(key.encode("utf-8")).hexdigest()
-
-
-class KeyChecker:
-    """Constant-time check of a presented key against configured SHA-256 digests."""
-
-    def __init__(self, digests: Iterable[str]) -> None:
-        self._digests = [bytes.fromhex(d.strip().lower()) for d in digests if d.strip()]
-
-    @property
-    def enabled(self) -> bool:
-        return bool(self._digests)
-
-    def check(self, presented: str | None) -> bool:
-        if not self._digests:
-            return True
-        if not presented:
-            return False
-        got = hashlib.sha256(presented.encode("utf-8")).digest()
-        ok = False
-        for d in self._digests:  # no early exit: time does not depend on which key matched
-            ok |= hmac.compare_digest(got, d)
-        return ok
-
-
-def presented_key(headers: dict[str, str]) -> str | None:
-    key = headers.get("x-api-key")
-    if key:
-        return key
-    auth = headers.get("authorization", "")
-    if auth.lower().startswith("bearer "):
-        return auth[7:].strip()
-    return None
-
 
 #: Paths that never need a key: the web page, liveness and readiness (kubelet probes send no headers).
 OPEN_PATHS = ("/", "/healthz", "/readyz")
