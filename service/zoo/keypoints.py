@@ -24,6 +24,7 @@ class KeypointSchema:
         flip_pairs: index pairs swapped by a horizontal flip.
         sigmas: per-joint OKS sigmas (K), as COCOeval uses them (COCO's ``/10`` already applied).
         skeleton: index pairs drawn as limbs.
+        dataset: the dataset the schema comes from (``COCO``, ``MPII``, ``CrowdPose``; empty for a card's own).
     """
 
     name: str
@@ -31,6 +32,7 @@ class KeypointSchema:
     flip_pairs: tuple[tuple[int, int], ...]
     sigmas: tuple[float, ...]
     skeleton: tuple[tuple[int, int], ...]
+    dataset: str = ""
 
     def __post_init__(self) -> None:
         k = len(self.joints)
@@ -63,6 +65,7 @@ def _links(joints: Sequence[str], named: Sequence[tuple[str, str]]) -> tuple[tup
 
 COCO17 = KeypointSchema(
     name="coco17",
+    dataset="COCO",
     joints=(
         "nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder",
         "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip",
@@ -85,6 +88,7 @@ _MPII_JOINTS = (
 )  # fmt: skip
 MPII16 = KeypointSchema(
     name="mpii16",
+    dataset="MPII",
     joints=_MPII_JOINTS,
     flip_pairs=((0, 5), (1, 4), (2, 3), (10, 15), (11, 14), (12, 13)),
     sigmas=(0.089, 0.083, 0.107, 0.107, 0.083, 0.089, 0.026, 0.026, 0.026, 0.026,
@@ -104,6 +108,7 @@ _CROWDPOSE_JOINTS = (
 )  # fmt: skip
 CROWDPOSE14 = KeypointSchema(
     name="crowdpose14",
+    dataset="CrowdPose",
     joints=_CROWDPOSE_JOINTS,
     flip_pairs=((0, 1), (2, 3), (4, 5), (6, 7), (8, 9), (10, 11)),
     sigmas=(0.079, 0.079, 0.072, 0.072, 0.062, 0.062, 0.107, 0.107, 0.087, 0.087, 0.089, 0.089, 0.079, 0.079),

@@ -1,6 +1,7 @@
 // posesvc demo page: POST /v1/pose with a photo or webcam frames, draw boxes and skeletons on a canvas.
 "use strict";
-const SKELETON = [[15,13],[13,11],[16,14],[14,12],[11,12],[5,11],[6,12],[5,6],[5,7],[6,8],[7,9],[8,10],[1,2],[0,1],[0,2],[1,3],[2,4],[3,5],[4,6]];
+// Limbs come from the served model's keypoint schema (/v1/models); COCO's until that answer arrives.
+let SKELETON = [[15,13],[13,11],[16,14],[14,12],[11,12],[5,11],[6,12],[5,6],[5,7],[6,8],[7,9],[8,10],[1,2],[0,1],[0,2],[1,3],[2,4],[3,5],[4,6]];
 const KPT_THRESHOLD = 0.2;
 const $ = (id) => document.getElementById(id);
 const canvas = $("canvas"), ctx = canvas.getContext("2d"), statusEl = $("status");
@@ -22,7 +23,8 @@ async function loadModels() {
     if (!r.ok) throw new Error(`HTTP ${r.status}`);
     const info = await r.json();
     const m = info.models[0];
-    $("model").textContent = `${m.name} · input ${m.input_size.join("x")} · ${m.convention} · published AP ${m.published_ap ?? "n/a"}`;
+    $("model").textContent = `${m.name} · input ${m.input_size.join("x")} · ${m.joints.length} joints (${m.keypoint_schema}) · ${m.convention} · published AP ${m.published_ap ?? "n/a"}`;
+    SKELETON = m.skeleton;
     $("untrained").hidden = m.trained;
   } catch (e) {
     $("model").textContent = `model info unavailable (${e.message})`;
@@ -62,7 +64,7 @@ function draw(source, result) {
     });
     drawn += 1;
     const row = tbody.insertRow();
-    row.innerHTML = `<td>${i + 1}</td><td>${p.score.toFixed(3)}</td><td>${p.bbox.map((v) => v.toFixed(0)).join(", ")}</td><td>${ok.filter(Boolean).length}/17</td>`;
+    row.innerHTML = `<td>${i + 1}</td><td>${p.score.toFixed(3)}</td><td>${p.bbox.map((v) => v.toFixed(0)).join(", ")}</td><td>${ok.filter(Boolean).length}/${k.length}</td>`;
   });
   canvas.dataset.drawnPersons = String(drawn);
   canvas.dataset.returnedPersons = String(result.persons.length);
