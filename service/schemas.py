@@ -139,3 +139,38 @@ def person_to_dict(p: Person, joint_names: Sequence[str]) -> dict[str, Any]:
     if p.track_id is not None:
         out["track_id"] = p.track_id
     return out
+
+
+def parse_boxes_json(text: str | None, max_boxes: int | None = None) -> NDArray[np.float64] | None:
+    """Boxes as JSON text (a REST field, a CLI flag) → ``(M, 5)`` float64 ``(x, y, w, h, score)`` px, the score
+    1 where absent; ``None`` for no text. Checked against the image size later (``pipeline.inputs``).
+
+    Raises:
+        InvalidBoxes: not JSON, not a list of 4- or 5-number lists, or more than ``max_boxes``.
+    """
+    import json
+
+    from .errors import InvalidBoxes
+
+    if text is None:
+        return None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidBoxes(f"boxes is not valid JSON: {exc.msg} at position {exc.pos}") from None
+    if not isinstance(data, list):
+        raise InvalidBoxes("boxes must be a JSON list of [x, y, w, h] or [x, y, w, h, score]")
+    if max_boxes is not None and len(data) > max_boxes:
+        raise InvalidBoxes(f"{len(data)} boxes given; the limit is {max_boxes} per image")
+    rows = []
+    for i, b in enumerate(data):
+        if (
+            not isinstance(b, list)
+            or len(b) not in (4, 5)
+            or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in b)
+        ):
+            raise InvalidBoxes(
+                f"box {i} must be [x, y, w, h] or [x, y, w, h, score] numbers, got {json.dumps(b)[:80]}"
+            )
+        rows.append([float(v) for v in b] + ([1.0] if len(b) == 4 else []))
+    return np.asarray(rows, dtype=np.float64).reshape(-1, 5)

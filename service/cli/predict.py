@@ -40,27 +40,18 @@ def register(sub: Any) -> None:
 
 def parse_boxes(text: str | None) -> np.ndarray | None:
     """``--boxes``: JSON text or ``@file.json`` → ``(M, 5)`` float64 ``(x, y, w, h, score)``."""
-    import numpy as np
+    from ..schemas import parse_boxes_json
 
-    if text is None:
-        return None
-    if text.startswith("@"):
+    if text is not None and text.startswith("@"):
         path = Path(text[1:])
         try:
             text = path.read_text()
         except OSError as exc:
             raise InvalidInput(f"--boxes {text}: cannot read {path}: {exc.strerror or exc}") from None
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InvalidBoxes(f"--boxes is not valid JSON: {exc}") from None
-    if not isinstance(data, list) or not all(isinstance(b, list) and len(b) in (4, 5) for b in data):
-        raise InvalidBoxes("--boxes must be a JSON list of [x, y, w, h] or [x, y, w, h, score] lists")
-    try:
-        rows = [[float(v) for v in b] + ([1.0] if len(b) == 4 else []) for b in data]
-    except (TypeError, ValueError):
-        raise InvalidBoxes("--boxes values must be numbers") from None
-    return np.asarray(rows, dtype=np.float64).reshape(-1, 5)
+        return parse_boxes_json(text)
+    except InvalidBoxes as exc:
+        raise InvalidBoxes(f"--boxes: {exc}") from None
 
 
 def read_input_image(path: Path) -> bytes:

@@ -18,8 +18,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.datastructures import FormData, UploadFile
 
-from ...errors import InvalidBoxes, InvalidInput, PoseServiceError, UnsupportedMediaType
-from ...schemas import PoseOptions, PoseRequest, PoseResult
+from ...errors import InvalidInput, PoseServiceError, UnsupportedMediaType
+from ...schemas import PoseOptions, PoseRequest, PoseResult, parse_boxes_json
 from .models import BatchResponse, ModelsResponse, PoseResponse, Problem
 from .problems import PROBLEM_JSON, error_response
 
@@ -96,32 +96,6 @@ def _bool(value: str | None, name: str) -> bool | None:
     raise InvalidInput(f"{name} must be true or false, got {value!r}")
 
 
-def parse_boxes(text: str | None, max_boxes: int) -> np.ndarray | None:
-    """JSON boxes → ``(M, 4|5)`` float64 (validated later against the image size)."""
-    if text is None:
-        return None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InvalidBoxes(f"boxes is not valid JSON: {exc.msg} at position {exc.pos}") from None
-    if not isinstance(data, list):
-        raise InvalidBoxes("boxes must be a JSON list of [x, y, w, h] or [x, y, w, h, score]")
-    if len(data) > max_boxes:
-        raise InvalidBoxes(f"{len(data)} boxes given; the limit is {max_boxes} per image")
-    rows = []
-    for i, b in enumerate(data):
-        if (
-            not isinstance(b, list)
-            or len(b) not in (4, 5)
-            or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in b)
-        ):
-            raise InvalidBoxes(
-                f"box {i} must be [x, y, w, h] or [x, y, w, h, score] numbers, got {json.dumps(b)[:80]}"
-            )
-        rows.append([float(v) for v in b] + ([1.0] if len(b) == 4 else []))
-    return np.asarray(rows, dtype=np.float64).reshape(-1, 5)
-
-
 def parse_options(request: Request, form: FormData | None) -> ParsedOptions:
     settings = request.app.state.settings
 
@@ -170,7 +144,7 @@ def parse_options(request: Request, form: FormData | None) -> ParsedOptions:
         max_persons=max_persons,
         oks_nms=True if nms is None else nms,
     )
-    return ParsedOptions(opts, parse_boxes(g("boxes"), settings.max_boxes), fmt, image_id, deadline)
+    return ParsedOptions(opts, parse_boxes_json(g("boxes"), settings.max_boxes), fmt, image_id, deadline)
 
 
 async def _read_form(request: Request, max_files: int) -> FormData:
