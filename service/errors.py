@@ -72,6 +72,13 @@ class DeadlineExceeded(PoseServiceError):
     code = "deadline_exceeded"
 
 
+class UnknownModel(PoseServiceError):
+    """The request names a model this server does not serve (404 / NOT_FOUND); the message names those served."""
+
+    code = "unknown_model"
+    client_error = True
+
+
 class NotReady(PoseServiceError):
     code = "not_ready"
 

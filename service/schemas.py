@@ -65,6 +65,8 @@ class PoseRequest:
     stream_id: str | None = None
     frame_id: int | None = None
     boxes_source: BoxesSource | None = None
+    #: the served model to use (a card name); ``None`` = the server's default (its first card)
+    model: str | None = None
 
 
 @dataclass(frozen=True)

@@ -21,10 +21,19 @@ class ModelSettings(BaseModel):
     card: str = Field(
         "hrnet_w32_256x192_darkpose", description="card name in models/ or a path to a .toml card"
     )
+    cards: list[str] = Field(
+        default_factory=list,
+        description="serve several models (card names or paths; the first is the default); empty = [card]",
+    )
     weights: Path | None = Field(None, description="explicit checkpoint path (overrides the weights cache)")
     models_dir: Path | None = Field(
         None, description="directory of model cards (default: the repo's models/)"
     )
+
+
+    def served_cards(self) -> list[str]:
+        """The cards ``posesvc serve`` serves, the default first."""
+        return list(self.cards) if self.cards else [self.card]
 
 
 class DetectorSettings(BaseModel):

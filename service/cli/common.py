@@ -24,8 +24,12 @@ UNTRAINED_HELP = (
 )
 
 
-def add_model_args(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
-    p.add_argument("--card", help="model card name (models/<name>.toml) or path to a .toml card")
+def add_model_args(p: argparse.ArgumentParser | argparse._ArgumentGroup, *, several: bool = False) -> None:
+    if several:
+        p.add_argument("--card", action="append", help="model card name (models/<name>.toml) or path to a "
+                       ".toml card; repeat to serve several models (the first is the default)")  # fmt: skip
+    else:
+        p.add_argument("--card", help="model card name (models/<name>.toml) or path to a .toml card")
     p.add_argument("--weights", type=Path, help="checkpoint file (default: the weights cache)")
     p.add_argument("--device", help="auto | cpu | cuda | cuda:N")
     p.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"])
@@ -46,8 +50,12 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     if upd:
         s = s.model_copy(update=upd)
     model_upd: dict[str, object] = {}
-    if getattr(args, "card", None):
-        model_upd["card"] = args.card
+    card = getattr(args, "card", None)
+    if isinstance(card, list):  # serve: --card repeated
+        model_upd["card"] = card[0]
+        model_upd["cards"] = card if len(card) > 1 else []
+    elif card:
+        model_upd["card"] = card
     if getattr(args, "weights", None):
         model_upd["weights"] = args.weights
     if model_upd:

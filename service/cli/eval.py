@@ -51,6 +51,7 @@ def register(sub: Any) -> None:
     add_model_args(p)
     p.add_argument("--url", help="evaluate a running server: http://host:port (REST) or grpc://host:port")
     p.add_argument("--api-key", help="API key for --url")
+    p.add_argument("--model", help="with --url: the served model to evaluate (default: the server's first)")
     p.add_argument("--concurrency", type=int, default=2, help="requests in flight with --url (default: 2)")
     p.add_argument(
         "--timeout",
@@ -147,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
         if args.decoder:
             raise InvalidInput("--decoder applies in-process only; a server decodes with its model card")
         client = connect(args.url, api_key=args.api_key, timeout_s=args.timeout)
-        runner = client_runner(client, options, args.concurrency, timeout_s=args.timeout)
+        runner = client_runner(client, options, args.concurrency, timeout_s=args.timeout, model=args.model)
         model: dict[str, Any] = {"url": args.url}
     else:
         s = settings_from_args(args)

@@ -35,6 +35,7 @@ def register(sub: Any) -> None:
         "--url", help="send the image to a running server instead (http://host:port or grpc://host:port)"
     )
     p.add_argument("--api-key", help="API key for --url (or POSESVC_API_KEY)")
+    p.add_argument("--model", help="with --url: the served model to use (default: the server's first)")
     p.set_defaults(func=run)
 
 
@@ -116,7 +117,9 @@ def run_remote(args: argparse.Namespace, data: bytes, boxes: np.ndarray | None) 
         flip=False if args.no_flip else None, min_score=args.min_score, max_persons=args.max_persons
     )
     try:
-        result = client.estimate(data, boxes=None if boxes is None else boxes.tolist(), options=opts)
+        result = client.estimate(
+            data, boxes=None if boxes is None else boxes.tolist(), options=opts, model=args.model
+        )
     finally:
         client.close()
     out: Any = result.to_coco(args.image_id) if args.format == "coco" else result.to_dict()

@@ -19,7 +19,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from .. import __version__
-from .common import add_model_args, load_model_card, settings_from_args, untrained_warning
+from .common import add_model_args, settings_from_args, untrained_warning
 
 if TYPE_CHECKING:
     from ..settings import Settings
@@ -32,7 +32,7 @@ DRAIN_MARGIN_S = 3.0
 
 def register(sub: Any) -> None:
     p = sub.add_parser("serve", help="run the pose service (REST + gRPC)")
-    add_model_args(p)
+    add_model_args(p, several=True)
     p.add_argument("--host", help="bind address (default: POSESVC_HOST or 127.0.0.1)")
     p.add_argument("--http-port", type=int, help="HTTP port (default: POSESVC_HTTP_PORT or 8000)")
     p.add_argument("--grpc-port", type=int, help="gRPC port (default: POSESVC_GRPC_PORT or 50051)")
@@ -67,9 +67,12 @@ def run(args: argparse.Namespace) -> int:
     import uvicorn
 
     from ..engine import PoseEngine
-    from ..engine.factory import SettingsPipelineFactory
+    from ..engine.factory import DetectorPool, SettingsPipelineFactory
     from ..engine.metrics import metrics_hooks
+    from ..engine.router import ModelRouter
+    from ..errors import InvalidInput
     from ..observability.metrics import Metrics
+    from ..pipeline.card import load_card
     from ..transport.auth import KeyChecker
     from ..transport.grpc.interceptors import AuthInterceptor
     from ..transport.grpc.server import GrpcServer
@@ -79,16 +82,29 @@ def run(args: argparse.Namespace) -> int:
     s = serve_settings(args)
     logging.getLogger("service").setLevel(s.log_level.upper())
     log.setLevel(s.log_level.upper())
-    card = load_model_card(s)
-    factory = SettingsPipelineFactory(
-        s, card, allow_untrained=s.allow_untrained, detector=not args.no_detector
-    )
-    if factory.weights is None:
-        log.warning("%s", untrained_warning(card))
+    names = s.model.served_cards()
+    cards = [load_card(n, s.model.models_dir) for n in names]
+    if len({c.name for c in cards}) != len(cards):
+        raise InvalidInput(f"each served card needs its own name; got {', '.join(c.name for c in cards)}")
+    if len(cards) > 1 and s.model.weights is not None:
+        raise InvalidInput("--weights (POSESVC_MODEL__WEIGHTS) names one file: with several cards, put each "
+                           "card's checkpoint in the weights cache (posesvc weights import PATH --card NAME)")  # fmt: skip
+    card = cards[0]
     devices = s.devices()
-    factory.preload(devices[0])  # load weights and detector now: fail before binding the port
+    detectors = DetectorPool(s, fallback_untrained=s.allow_untrained)  # one detector, shared by every model
     metrics = Metrics()
-    engine = PoseEngine.from_settings(s, factory, hooks=metrics_hooks(metrics, card.joint_names))
+    slots: dict[str, PoseEngine] = {}
+    for c in cards:
+        factory = SettingsPipelineFactory(
+            s, c, allow_untrained=s.allow_untrained, detector=not args.no_detector, detectors=detectors
+        )
+        if factory.weights is None:
+            log.warning("%s", untrained_warning(c))
+        factory.preload(devices[0])  # load weights and detector now: fail before binding the port
+        slots[c.name] = PoseEngine.from_settings(
+            s, factory, hooks=metrics_hooks(metrics, c.joint_names, c.name)
+        )
+    engine = ModelRouter(slots)
     grpc_server = None
     if s.enable_grpc:
 
@@ -96,17 +112,17 @@ def run(args: argparse.Namespace) -> int:
             metrics.requests_rejected_total.labels(reason=reason).inc()
 
         interceptors = [AuthInterceptor(KeyChecker(s.api_key_hashes), grpc_reject)]
-        grpc_server = GrpcServer(engine, card, s, interceptors=interceptors, metrics=metrics)
+        grpc_server = GrpcServer(engine, cards, s, interceptors=interceptors, metrics=metrics)
     metrics.set_build_info(
         version=__version__,
-        pose_model=card.name,
+        pose_model=",".join(c.name for c in cards),
         detector="none" if args.no_detector else s.detector.weights,
         device=",".join(devices),
         precision=s.precision_for(devices[0]),
         flip_test=s.flip_test,
         decoder=card.codec,
     )
-    app = create_app(s, engine, card=card, metrics=metrics, grpc_server=grpc_server)
+    app = create_app(s, engine, card=cards, metrics=metrics, grpc_server=grpc_server)
     config = uvicorn.Config(
         app,
         host=s.host,
@@ -127,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
     grpc_url = f" and grpc{'s' if s.tls_enabled else ''}://{s.host}:{s.grpc_port}" if grpc_server else ""
     log.info(
         "serving %s on %s at %s://%s:%d%s",
-        card.name,
+        ", ".join(c.name for c in cards),
         ",".join(devices),
         scheme,
         s.host,

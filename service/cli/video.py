@@ -37,6 +37,7 @@ def register(sub: Any) -> None:
     p.add_argument("--json", type=Path, help="JSON-lines output, one line per frame")
     p.add_argument("--url", help="stream to a server (grpc://host:port) instead of running in-process")
     p.add_argument("--api-key", help="API key for --url")
+    p.add_argument("--model", help="with --url: the served model to use (default: the server's first)")
     add_model_args(p)
     p.add_argument("--detector-weights", help="in-process: detector weights (.pt, name, or .yaml untrained)")
     p.add_argument("--boxes", help="person boxes for the first frame, JSON [[x, y, w, h], ...] or @file.json")
@@ -169,6 +170,7 @@ def stream_options(args: argparse.Namespace) -> StreamOptions:
         max_in_flight=args.max_in_flight,
         smoothing=args.smoothing,
         tracker=args.tracker,
+        model=getattr(args, "model", None),
     )
 
 

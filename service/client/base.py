@@ -31,10 +31,17 @@ class PoseClient(Protocol):
         boxes: Boxes = None,
         options: PoseOptions | None = None,
         timeout_s: float | None = None,
-    ) -> PoseResult: ...
+        model: str | None = None,
+    ) -> PoseResult:
+        """One image; ``model``: a served model's name (``None`` = the server's default)."""
+        ...
 
     def estimate_batch(
-        self, images: Sequence[bytes], options: PoseOptions | None = None, timeout_s: float | None = None
+        self,
+        images: Sequence[bytes],
+        options: PoseOptions | None = None,
+        timeout_s: float | None = None,
+        model: str | None = None,
     ) -> list[PoseResult | ClientError]: ...
 
     def close(self) -> None: ...

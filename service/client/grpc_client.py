@@ -72,6 +72,7 @@ def stream_options_to_proto(o: StreamOptions) -> Any:
         match_threshold=o.match_threshold,
         max_missing=o.max_missing,
         box_enlarge=o.box_enlarge,
+        model=o.model or "",
     )
 
 
@@ -128,14 +129,14 @@ def answer_from_proto(r: Any) -> StreamAnswer:
     )
 
 
-def request_to_proto(image: bytes, boxes: Boxes, options: PoseOptions | None) -> Any:
+def request_to_proto(image: bytes, boxes: Boxes, options: PoseOptions | None, model: str | None = None) -> Any:
     o = options or PoseOptions()
     opts = pose_pb2.PoseOptions(
         min_score=o.min_score, max_persons=o.max_persons or 0, disable_nms=not o.oks_nms
     )
     if o.flip is not None:
         opts.flip = o.flip
-    req = pose_pb2.EstimateRequest(image=image, options=opts, use_boxes=boxes is not None)
+    req = pose_pb2.EstimateRequest(image=image, options=opts, use_boxes=boxes is not None, model=model or "")
     for b in boxes or []:
         box = pose_pb2.Box(x=b[0], y=b[1], w=b[2], h=b[3])
         if len(b) > 4:
@@ -192,19 +193,38 @@ class GrpcPoseClient:
         boxes: Boxes = None,
         options: PoseOptions | None = None,
         timeout_s: float | None = None,
+        model: str | None = None,
     ) -> PoseResult:
         try:
             r = self._stub.Estimate(
-                request_to_proto(image, boxes, options), timeout=timeout_s or self._timeout, metadata=self._md
-            )
+                request_to_proto(image, boxes, options, model), timeout=timeout_s or self._timeout,
+                metadata=self._md,
+            )  # fmt: skip
         except grpc.RpcError as exc:
             raise _error(exc) from None
         return result_from_proto(r)
 
+    def models(self) -> list[dict[str, Any]]:
+        """The served models (``ListModels``), the default first."""
+        try:
+            r = self._stub.ListModels(pose_pb2.ListModelsRequest(), timeout=self._timeout, metadata=self._md)
+        except grpc.RpcError as exc:
+            raise _error(exc) from None
+        return [
+            {"name": m.name, "architecture": m.architecture, "input_size": [m.input_width, m.input_height],
+             "keypoint_schema": m.keypoint_schema, "joints": list(m.joints), "trained": m.trained,
+             "default": m.is_default}
+            for m in r.models
+        ]  # fmt: skip
+
     def estimate_batch(
-        self, images: Sequence[bytes], options: PoseOptions | None = None, timeout_s: float | None = None
+        self,
+        images: Sequence[bytes],
+        options: PoseOptions | None = None,
+        timeout_s: float | None = None,
+        model: str | None = None,
     ) -> list[PoseResult | ClientError]:
-        req = pose_pb2.EstimateBatchRequest(requests=[request_to_proto(im, None, options) for im in images])
+        req = pose_pb2.EstimateBatchRequest(requests=[request_to_proto(im, None, options, model) for im in images])
         try:
             r = self._stub.EstimateBatch(req, timeout=timeout_s or self._timeout, metadata=self._md)
         except grpc.RpcError as exc:

@@ -68,8 +68,8 @@ class HttpPoseClient:
                 "unavailable", f"cannot reach {self._base}: {exc or type(exc).__name__}", "unreachable"
             ) from None
 
-    def _fields(self, boxes: Boxes, options: PoseOptions | None) -> dict[str, str]:
-        data: dict[str, str] = {}
+    def _fields(self, boxes: Boxes, options: PoseOptions | None, model: str | None = None) -> dict[str, str]:
+        data: dict[str, str] = {"model": model} if model else {}
         if boxes is not None:
             data["boxes"] = json.dumps([list(map(float, b)) for b in boxes])
         if options is not None:
@@ -87,10 +87,11 @@ class HttpPoseClient:
         boxes: Boxes = None,
         options: PoseOptions | None = None,
         timeout_s: float | None = None,
+        model: str | None = None,
     ) -> PoseResult:
         headers = {"X-Request-Timeout-Ms": str(int(timeout_s * 1000))} if timeout_s else {}
         resp = self._request(
-            "POST", "/v1/pose", files={"image": ("image", image)}, data=self._fields(boxes, options),
+            "POST", "/v1/pose", files={"image": ("image", image)}, data=self._fields(boxes, options, model),
             headers=headers,
         )  # fmt: skip
         if resp.status_code != 200:
@@ -98,12 +99,16 @@ class HttpPoseClient:
         return result_from_json(resp.json())
 
     def estimate_batch(
-        self, images: Sequence[bytes], options: PoseOptions | None = None, timeout_s: float | None = None
+        self,
+        images: Sequence[bytes],
+        options: PoseOptions | None = None,
+        timeout_s: float | None = None,
+        model: str | None = None,
     ) -> list[PoseResult | ClientError]:
         headers = {"X-Request-Timeout-Ms": str(int(timeout_s * 1000))} if timeout_s else {}
         files = [("images", (f"image{i}", im)) for i, im in enumerate(images)]
         resp = self._request(
-            "POST", "/v1/pose/batch", files=files, data=self._fields(None, options), headers=headers
+            "POST", "/v1/pose/batch", files=files, data=self._fields(None, options, model), headers=headers
         )
         if resp.status_code != 200:
             raise _error(resp)

@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
 
 from ..errors import WeightsError
 from ..pipeline.card import ModelCard
@@ -76,6 +79,41 @@ def build_detector(
         return YoloPersonDetector(DetectorConfig(**{**cfg.__dict__, "weights": yaml}))
 
 
+class SharedDetector:
+    """One detector used by the workers of several models on one device: calls are serialised."""
+
+    def __init__(self, detector: YoloPersonDetector) -> None:
+        self.inner = detector
+        self.name = detector.name
+        self.trained = detector.trained
+        self._lock = threading.Lock()
+
+    def detect(self, images: Sequence[NDArray[np.uint8]]) -> list[NDArray[np.float64]]:
+        with self._lock:
+            return self.inner.detect(images)
+
+
+class DetectorPool:
+    """The person detector, built once per device and shared by every model served (as in a Triton
+    ensemble, the detector is one model, not a copy per pose model)."""
+
+    def __init__(self, settings: Settings, *, fallback_untrained: bool) -> None:
+        self.settings = settings
+        self.fallback_untrained = fallback_untrained
+        self._by_device: dict[str, SharedDetector] = {}
+        self._lock = threading.Lock()
+
+    def get(self, device: str) -> SharedDetector:
+        with self._lock:
+            det = self._by_device.get(device)
+            if det is None:
+                det = SharedDetector(
+                    build_detector(self.settings, device, fallback_untrained=self.fallback_untrained)
+                )
+                self._by_device[device] = det
+            return det
+
+
 class SettingsPipelineFactory:
     """Builds a :class:`PosePipeline` per device from settings; an engine's ``factory``.
 
@@ -84,18 +122,26 @@ class SettingsPipelineFactory:
         card: the model card.
         allow_untrained: random pose weights when none are found, and an untrained detector fallback.
         detector: build a person detector (``False``: clients must send boxes).
+        detectors: a pool shared with other models' factories (default: one of its own).
 
     Raises:
         WeightsError: at construction, when the pose weights are missing and not ``allow_untrained``.
     """
 
     def __init__(
-        self, settings: Settings, card: ModelCard, *, allow_untrained: bool = False, detector: bool = True
+        self,
+        settings: Settings,
+        card: ModelCard,
+        *,
+        allow_untrained: bool = False,
+        detector: bool = True,
+        detectors: DetectorPool | None = None,
     ) -> None:
         self.settings = settings
         self.card = card
         self.allow_untrained = allow_untrained
         self.with_detector = detector
+        self.detectors = detectors or DetectorPool(settings, fallback_untrained=allow_untrained)
         self.weights = pose_weights(settings, card, allow_untrained=allow_untrained)
         self._preloaded: dict[str, PosePipeline] = {}
         self._lock = threading.Lock()
@@ -117,9 +163,5 @@ class SettingsPipelineFactory:
         est = build_estimator(
             self.settings, self.card, device, self.weights, allow_untrained=self.allow_untrained
         )
-        det = (
-            build_detector(self.settings, device, fallback_untrained=self.allow_untrained)
-            if self.with_detector
-            else None
-        )
+        det = self.detectors.get(device) if self.with_detector else None
         return PosePipeline(est, det)

@@ -13,15 +13,16 @@ from .stats import EngineHooks
 STAGES = ("detect", "crop", "pose_forward", "flip_merge", "keypoint_decode")
 
 
-def metrics_hooks(m: Metrics, joints: Sequence[str]) -> EngineHooks:
-    """Hooks feeding ``m``; ``joints``: the served model's joint names (``posesvc_keypoint_score`` labels)."""
+def metrics_hooks(m: Metrics, joints: Sequence[str], model: str) -> EngineHooks:
+    """Hooks feeding ``m`` for one served model: ``model`` (its card name) is the ``model`` label of its batch
+    metrics, ``joints`` its joint names (``posesvc_keypoint_score`` labels)."""
     joint_names = tuple(joints)
 
     def on_batch(images: int, crops: int, waits: Sequence[float], _compute_s: float) -> None:
-        m.batch_size.labels(model="pose", unit="images").observe(images)
+        m.batch_size.labels(model=model, unit="images").observe(images)
         if crops:
-            m.batch_size.labels(model="pose", unit="crops").observe(crops)
-        hist = m.batch_queue_wait_seconds.labels(model="pose")
+            m.batch_size.labels(model=model, unit="crops").observe(crops)
+        hist = m.batch_queue_wait_seconds.labels(model=model)
         for w in waits:
             hist.observe(w)
 

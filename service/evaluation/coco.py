@@ -219,7 +219,11 @@ def inprocess_runner(pipeline: Any, options: PoseOptions, max_pixels: int = 50_0
 
 
 def client_runner(
-    client: Any, options: PoseOptions, concurrency: int = 2, timeout_s: float | None = None
+    client: Any,
+    options: PoseOptions,
+    concurrency: int = 2,
+    timeout_s: float | None = None,
+    model: str | None = None,
 ) -> Runner:
     """Sends each image of a batch as one request to a running server (REST or gRPC client from
     :func:`service.client.connect`), ``concurrency`` requests in flight so the server can batch them;
@@ -229,7 +233,7 @@ def client_runner(
     def one(item: tuple[int, Path], b: Boxes | None) -> PoseResult:
         data = item[1].read_bytes()
         rows = None if b is None else [[float(v) for v in r] for r in b]
-        res: PoseResult = client.estimate(data, rows, options, timeout_s=timeout_s)
+        res: PoseResult = client.estimate(data, rows, options, timeout_s=timeout_s, model=model)
         return res
 
     def run(items: Sequence[tuple[int, Path]], boxes: Sequence[Boxes | None]) -> list[PoseResult]:

@@ -1,6 +1,6 @@
 """Observed engine batch sizes from a server's ``/metrics`` (Prometheus text), as before/after deltas.
 
-The engine observes ``posesvc_batch_size{model="pose", unit="images"|"crops"}`` once per batch (images per
+The engine observes ``posesvc_batch_size{model=<card name>, unit="images"|"crops"}`` once per batch (images per
 pipeline call, person crops per forward chunk); the delta of ``_count``/``_sum``/``_bucket`` between two
 scrapes describes the batches formed while the load ran.
 """
@@ -64,23 +64,27 @@ class BatchHistogram:
         }
 
 
-def batch_histograms(text: str, model: str = "pose") -> dict[str, BatchHistogram]:
-    """``{unit: BatchHistogram}`` for ``posesvc_batch_size{model=...}`` in a ``/metrics`` text."""
+def batch_histograms(text: str, model: str | None = None) -> dict[str, BatchHistogram]:
+    """``{unit: BatchHistogram}`` for ``posesvc_batch_size{model=...}`` in a ``/metrics`` text; ``model=None``
+    adds up every pose model the server serves (every ``model`` label but ``detector``)."""
     out: dict[str, BatchHistogram] = {}
     for name, labels, value in parse_prometheus(text):
-        if not name.startswith(METRIC) or labels.get("model") != model or "unit" not in labels:
+        if not name.startswith(METRIC) or "unit" not in labels:
+            continue
+        label = labels.get("model")
+        if (model is not None and label != model) or (model is None and label == "detector"):
             continue
         h = out.setdefault(labels["unit"], BatchHistogram())
         if name == METRIC + "_count":
-            h.count = value
+            h.count += value
         elif name == METRIC + "_sum":
-            h.total = value
+            h.total += value
         elif name == METRIC + "_bucket" and "le" in labels:
-            h.buckets[labels["le"]] = value
+            h.buckets[labels["le"]] = h.buckets.get(labels["le"], 0.0) + value
     return out
 
 
-def batch_deltas(before: str | None, after: str | None, model: str = "pose") -> dict[str, Any]:
+def batch_deltas(before: str | None, after: str | None, model: str | None = None) -> dict[str, Any]:
     """Per unit (``images``, ``crops``) summary of the batches formed between two scrapes."""
     if before is None or after is None:
         return {}

@@ -37,7 +37,7 @@ MetricType = Literal["counter", "gauge", "histogram"]
 
 TRANSPORTS: Final = ("rest", "grpc")
 #: RPC / route names; ``method`` is bounded to this set by the transports.
-METHODS: Final = ("estimate", "estimate_batch", "render", "stream_frame")
+METHODS: Final = ("estimate", "estimate_batch", "render", "stream_frame", "list_models")
 #: Pipeline stages in execution order.
 STAGES: Final = (
     "decode_image",
@@ -48,7 +48,8 @@ STAGES: Final = (
     "keypoint_decode",
     "serialize",
 )
-MODELS: Final = ("pose", "detector")
+#: ``model`` label: each served pose model's card name, and ``detector`` (documentation values)
+MODELS: Final = ("<card name>", "detector")
 BATCH_UNITS: Final = ("images", "crops")
 REJECT_REASONS: Final = (
     "queue_full",
@@ -299,7 +300,11 @@ class Metrics:
             self.requests_rejected_total.labels(reason=reason)
         for outcome in STREAM_OUTCOMES:
             self.stream_frames_total.labels(outcome=outcome)
-        for model in MODELS:
+
+    def register_models(self, names: Iterable[str]) -> None:
+        """Pre-initialise the per-model gauges at 0 for the served models (their card names, then
+        ``detector``), so dashboards show 0 rather than no data."""
+        for model in names:
             self.model_ready.labels(model=model).set(0)
             self.batch_queue_items.labels(model=model).set(0)
 

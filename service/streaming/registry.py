@@ -28,11 +28,14 @@ class StreamRegistry:
         ttl_s: float = 60.0,
         on_count: Callable[[int], None] | None = None,
         sigmas: tuple[float, ...] | None = None,
+        sigmas_by_model: dict[str, tuple[float, ...]] | None = None,
     ) -> None:
-        """``sigmas``: OKS sigmas of the served model's keypoint schema, for every session's tracker."""
+        """``sigmas``: OKS sigmas of the default model's keypoint schema for the sessions' trackers;
+        ``sigmas_by_model``: those of each served model, for streams that name one."""
         self.ttl_s = ttl_s
         self.on_count = on_count
         self.sigmas = sigmas
+        self.sigmas_by_model = dict(sigmas_by_model or {})
         self._sessions: dict[str, StreamSession] = {}
         self._expire_cbs: dict[str, Callable[[], None]] = {}
         self._sweeper: asyncio.Task[None] | None = None
@@ -60,7 +63,8 @@ class StreamRegistry:
     ) -> StreamSession:
         """Create a session with a fresh id; ``on_expire`` is called if the sweeper expires it."""
         sid = uuid.uuid4().hex
-        session = StreamSession(sid, options, client, self.sigmas)
+        sigmas = self.sigmas_by_model.get(options.model, self.sigmas) if options.model else self.sigmas
+        session = StreamSession(sid, options, client, sigmas)
         self._sessions[sid] = session
         if on_expire is not None:
             self._expire_cbs[sid] = on_expire

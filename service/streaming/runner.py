@@ -269,6 +269,7 @@ class StreamRunner:
             stream_id=s.stream_id,
             frame_id=f.frame_id,
             boxes_source="tracker" if source == "tracker" else None,
+            model=s.options.model,
         )
         try:
             result = await self.engine.submit(req)

@@ -40,6 +40,7 @@ class StreamOptions:
         keypoint_threshold: joints scoring above this define a propagated box (at least 2 needed, else the
             previous box is kept).
         fps: frame rate assumed for smoothing when frames carry no timestamp (timestamp = frame_id / fps).
+        model: the served model for every frame (a card name; ``None`` = the server's default).
     """
 
     pose: PoseOptions = field(default_factory=PoseOptions)
@@ -56,6 +57,7 @@ class StreamOptions:
     box_enlarge: float = 1.25
     keypoint_threshold: float = 0.2
     fps: float = 30.0
+    model: str | None = None
 
     def __post_init__(self) -> None:
         if self.detect_every < 1 or self.max_in_flight < 1 or self.max_missing < 0:

@@ -113,7 +113,8 @@ def test_bounded_series_are_preinitialised_to_zero() -> None:
         assert m.registry.get_sample_value("posesvc_requests_rejected_total", {"reason": reason}) == 0.0
     for outcome in metrics_mod.STREAM_OUTCOMES:
         assert m.registry.get_sample_value("posesvc_stream_frames_total", {"outcome": outcome}) == 0.0
-    for model in ("pose", "detector"):
+    m.register_models(["w32_card", "w48_card", "detector"])  # what the app does with the served cards
+    for model in ("w32_card", "w48_card", "detector"):
         assert m.registry.get_sample_value("posesvc_model_ready", {"model": model}) == 0.0
         assert m.registry.get_sample_value("posesvc_batch_queue_items", {"model": model}) == 0.0
 

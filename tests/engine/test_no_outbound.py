@@ -73,7 +73,7 @@ def test_garbage_upload_no_install_no_network_and_detect_stage(
     s = s.model_copy(update={"model": s.model.model_copy(update={"card": str(small_card_path)})})
     metrics = Metrics()
     engine = PoseEngine(config(), Factory(base_estimator, untrained_detector), ["cpu"],
-                        hooks=metrics_hooks(metrics, base_estimator.card.joint_names))  # fmt: skip
+                        hooks=metrics_hooks(metrics, base_estimator.card.joint_names, base_estimator.card.name))  # fmt: skip
     app = create_app(s, engine, metrics=metrics)
     garbage = b"this is not an image, whatever its content type says " * 50  # Pillow cannot identify it
 

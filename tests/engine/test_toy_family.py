@@ -92,7 +92,7 @@ def served(card: ModelCard) -> Iterator[Served]:
 
     async def start() -> None:
         engine = PoseEngine(EngineConfig(max_batch_crops=4, warmup=True), factory, ["cpu"],
-                            hooks=metrics_hooks(metrics, card.joint_names))  # fmt: skip
+                            hooks=metrics_hooks(metrics, card.joint_names, card.name))  # fmt: skip
         engine.start()
         await engine.wait_ready(60)
         grpc_server = GrpcServer(engine, card, settings, metrics=metrics)

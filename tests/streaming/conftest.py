@@ -120,7 +120,7 @@ def live(small_card: ModelCard, small_weights: Path, clip: Clip) -> Iterator[Liv
         from service.engine.metrics import metrics_hooks
         from service.zoo.keypoints import COCO17
 
-        engine = PoseEngine(cfg, factory, ["cpu"], hooks=metrics_hooks(metrics, COCO17.joints))
+        engine = PoseEngine(cfg, factory, ["cpu"], hooks=metrics_hooks(metrics, COCO17.joints, small_card.name))
         engine.start()
         await engine.wait_ready(60)
         server = GrpcServer(engine, small_card, settings, metrics=metrics)

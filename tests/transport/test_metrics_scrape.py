@@ -14,6 +14,10 @@ from service.transport.grpc.gen.posesvc.v1 import pose_pb2, pose_pb2_grpc
 BOX = [[100.0, 50.0, 200.0, 300.0, 0.9]]
 
 
+#: the served card: the `model` label of its batch and readiness series
+CARD = "darkpose_small_fixture"
+
+
 def scrape(server) -> tuple[dict[str, str], dict[tuple[str, tuple[tuple[str, str], ...]], float]]:
     text = httpx.get(server.http + "/metrics", timeout=30).text
     types, samples = {}, {}
@@ -101,18 +105,18 @@ def test_metrics_move_with_traffic(server, coco_jpeg):
     ok = n_rest + n_grpc + n_frames
     assert d("posesvc_stage_duration_seconds_count", stage="decode_image") == ok  # the junk never decodes
     assert d("posesvc_stage_duration_seconds_count", stage="serialize") == ok
-    batches = d("posesvc_batch_size_count", model="pose", unit="images")
-    assert 1 <= batches <= ok and d("posesvc_batch_size_sum", model="pose", unit="images") == ok
-    assert d("posesvc_batch_size_sum", model="pose", unit="crops") == ok  # one box each
+    batches = d("posesvc_batch_size_count", model=CARD, unit="images")
+    assert 1 <= batches <= ok and d("posesvc_batch_size_sum", model=CARD, unit="images") == ok
+    assert d("posesvc_batch_size_sum", model=CARD, unit="crops") == ok  # one box each
     assert d("posesvc_stage_duration_seconds_count", stage="pose_forward") == batches
-    assert d("posesvc_batch_queue_wait_seconds_count", model="pose") == ok
+    assert d("posesvc_batch_queue_wait_seconds_count", model=CARD) == ok
     assert d("posesvc_persons_per_image_count", source="client") == ok
     assert d("posesvc_persons_per_image_sum", source="client") == ok
     assert d("posesvc_keypoint_score_count", joint="nose") == ok
     assert d("posesvc_keypoint_score_count", joint="right_ankle") == ok
     # gauges
-    assert val(after, "posesvc_model_ready", model="pose") == 1
-    assert val(after, "posesvc_batch_queue_items", model="pose") == 0
+    assert val(after, "posesvc_model_ready", model=CARD) == 1
+    assert val(after, "posesvc_batch_queue_items", model=CARD) == 0
     info = [k for k in after if k[0] == "posesvc_build_info"]
     assert len(info) == 1 and dict(info[0][1])["pose_model"] == "darkpose_small_fixture"
     for name, (_typ, labels) in REQUIRED.items():

@@ -78,3 +78,39 @@ def test_untrained_banner(browser, tmp_path_factory, small_card_path):
         page.close()
     finally:
         stop_server(srv)
+
+
+@pytest.fixture(scope="module")
+def two_model_server(tmp_path_factory, small_card_path, fixtures_dir):
+    """``posesvc serve --card A --card B`` (two cards of the fixture family, seeded untrained weights)."""
+    from tests.conftest import small_card_toml
+
+    from .conftest import start_server, stop_server
+
+    tmp = tmp_path_factory.mktemp("two-models")
+    second = tmp / "darkpose_small_fixture_b.toml"
+    second.write_text(small_card_toml(fixtures_dir, name="darkpose_small_fixture_b"))
+    srv = start_server(tmp, small_card_path, None, extra_args=["--card", str(second)])
+    yield srv
+    stop_server(srv)
+
+
+def test_serve_two_cards_routes_and_the_page_selects(browser, two_model_server, data_dir):
+    import httpx
+
+    models = httpx.get(two_model_server.http + "/v1/models", timeout=30).json()["models"]
+    assert [(m["name"], m["default"]) for m in models] == [
+        ("darkpose_small_fixture", True), ("darkpose_small_fixture_b", False)
+    ]
+    photo = data_dir / "coco_samples" / "000000040083.jpg"
+    page = browser.new_page()
+    page.goto(two_model_server.http + "/")
+    page.wait_for_function("document.querySelectorAll('#modelsel option').length === 2")
+    page.select_option("#modelsel", "darkpose_small_fixture_b")
+    assert "darkpose_small_fixture_b" in (page.text_content("#model") or "")
+    page.fill("#boxes", json.dumps([[100, 50, 200, 300]]))
+    page.uncheck("#flip")
+    with page.expect_response(lambda r: r.url.endswith("/v1/pose")) as answer:
+        page.set_input_files("#file", str(photo))
+    assert answer.value.json()["model"]["name"] == "darkpose_small_fixture_b"
+    page.wait_for_function("document.getElementById('canvas').dataset.done === '1'", timeout=120_000)

@@ -39,6 +39,8 @@ def deadline_from_remaining(remaining: float | None) -> float | None:
 
 
 def result_to_proto(result: PoseResult, joint_names: Sequence[str]) -> Any:
+    """``joint_names``: used when the result does not carry its model's own (``result.joint_names``)."""
+    joint_names = result.joint_names or joint_names
     persons = []
     for p in result.persons:
         kps = [
@@ -81,6 +83,7 @@ def stream_options_from_proto(o: Any) -> StreamOptions:
             match_threshold=float(o.match_threshold) or d.match_threshold,
             max_missing=int(o.max_missing) or d.max_missing,
             box_enlarge=float(o.box_enlarge) or d.box_enlarge,
+            model=o.model or None,
         )
     except ValueError as exc:
         raise InvalidInput(f"bad stream options: {exc}") from None

@@ -43,6 +43,7 @@ CODES: dict[str, grpc.StatusCode] = {
     "stream_limit": grpc.StatusCode.RESOURCE_EXHAUSTED,
     "deadline_exceeded": grpc.StatusCode.DEADLINE_EXCEEDED,
     "not_ready": grpc.StatusCode.UNAVAILABLE,
+    "unknown_model": grpc.StatusCode.NOT_FOUND,
     "unauthenticated": grpc.StatusCode.UNAUTHENTICATED,
     "engine_error": grpc.StatusCode.INTERNAL,
     "internal": grpc.StatusCode.INTERNAL,
@@ -67,8 +68,11 @@ class PoseServicer(pose_pb2_grpc.PoseServiceServicer):  # type: ignore[misc]
         streams: StreamRegistry | None = None,
         max_pixels: int = 50_000_000,
         max_streams_per_client: int = 8,
+        describe: Any = None,
     ) -> None:
+        """``describe()``: the served models as ``ModelDescription`` messages (``ListModels``)."""
         self.engine = engine
+        self.describe = describe
         self.joint_names = joint_names
         self.max_boxes = max_boxes
         self.metrics = metrics
@@ -90,6 +94,7 @@ class PoseServicer(pose_pb2_grpc.PoseServiceServicer):  # type: ignore[misc]
             boxes=boxes,
             options=options_from_proto(request.options),
             deadline=deadline_from_remaining(context.time_remaining()),
+            model=request.model or None,
         )
         result = await self.engine.submit(req)
         t0 = time.perf_counter()
@@ -97,6 +102,12 @@ class PoseServicer(pose_pb2_grpc.PoseServiceServicer):  # type: ignore[misc]
         if self.metrics is not None:
             self.metrics.stage_duration_seconds.labels(stage="serialize").observe(time.perf_counter() - t0)
         return out
+
+    async def ListModels(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        t0 = time.perf_counter()
+        models = self.describe() if self.describe is not None else []
+        self._count("list_models", grpc.StatusCode.OK, t0)
+        return pose_pb2.ListModelsResponse(models=models)
 
     async def Estimate(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         t0 = time.perf_counter()
@@ -155,6 +166,8 @@ class PoseServicer(pose_pb2_grpc.PoseServiceServicer):  # type: ignore[misc]
             return
         try:
             opts = stream_options_from_proto(first.options) if first.HasField("options") else StreamOptions()
+            if opts.model and hasattr(self.engine, "slot"):
+                self.engine.slot(opts.model)  # an unknown model ends the stream at once (NOT_FOUND)
         except PoseServiceError as exc:
             await abort(context, exc)
             return
@@ -223,17 +236,33 @@ class GrpcServer:
         interceptors: list[Any] | None = None,
         metrics: Any = None,
     ) -> None:
+        """``card``: the served model card, or the list of them (the first is the default)."""
         self.engine = engine
         self.settings = settings
-        self.card = card
+        self.cards: list[Any] = list(card) if isinstance(card, list | tuple) else [card]
+        self.card = self.cards[0]
         self.interceptors = interceptors or []
         self.metrics = metrics
         self.port = 0
         self.streams = StreamRegistry(
             float(getattr(settings, "stream_idle_ttl_s", 60.0)),
             on_count=None if metrics is None else metrics.active_streams.set,
-            sigmas=tuple(card.oks_sigmas),
+            sigmas=tuple(self.card.oks_sigmas),
+            sigmas_by_model={c.name: tuple(c.oks_sigmas) for c in self.cards},
         )
+
+    def describe(self) -> list[Any]:
+        """The served models as ``ModelDescription`` messages, the default first."""
+        infos = self.engine.infos() if hasattr(self.engine, "infos") else {self.card.name: self.engine.info}
+        out = []
+        for i, c in enumerate(self.cards):
+            info = infos.get(c.name)
+            out.append(pose_pb2.ModelDescription(
+                name=c.name, architecture=c.architecture, input_width=c.input_size[0],
+                input_height=c.input_size[1], keypoint_schema=c.keypoints.name, joints=list(c.joint_names),
+                trained=bool(info.trained) if info is not None else False, is_default=i == 0,
+            ))  # fmt: skip
+        return out
         self.server: Any = None
         self.health: Any = None
         self._watch: asyncio.Task[None] | None = None
@@ -256,6 +285,7 @@ class GrpcServer:
             self.streams,
             s.max_image_pixels,
             int(getattr(s, "max_streams_per_client", 8)),
+            self.describe,
         )
         pose_pb2_grpc.add_PoseServiceServicer_to_server(servicer, self.server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)

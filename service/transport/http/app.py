@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from importlib import resources
 from typing import Any
@@ -21,7 +21,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ... import __version__
-from ...engine import PoseEngine
+from ...engine.protocol import EngineClient
 from ...errors import PoseServiceError
 from ...observability.metrics import Metrics
 from ...pipeline.card import ModelCard, load_card
@@ -39,20 +39,24 @@ METHOD_LABELS = {"/v1/pose": "estimate", "/v1/pose/batch": "estimate_batch", "/v
 
 def create_app(
     settings: Settings,
-    engine: PoseEngine,
-    card: ModelCard | None = None,
+    engine: EngineClient,
+    card: ModelCard | Sequence[ModelCard] | None = None,
     metrics: Metrics | None = None,
     grpc_server: Any = None,
 ) -> FastAPI:
     """Build the HTTP app around ``engine`` (not started yet; the lifespan starts and drains it).
 
     Args:
-        card: the served model card (default: the one named in settings).
+        engine: a :class:`EngineClient`, or a :class:`~service.engine.router.ModelRouter` over several.
+        card: the served model card, or the cards in serving order (the first is the default; default: the
+            one named in settings).
         metrics: Prometheus metrics (default: a fresh :class:`Metrics`).
         grpc_server: an object with ``start()`` / ``stop(grace_s)`` coroutines run by the lifespan
             (:class:`~service.transport.grpc.server.GrpcServer`), or ``None``.
     """
-    card = card or load_card(settings.model.card, settings.model.models_dir)
+    if card is None:
+        card = load_card(settings.model.card, settings.model.models_dir)
+    cards: list[ModelCard] = list(card) if isinstance(card, Sequence) else [card]
     metrics = metrics or Metrics()
 
     @asynccontextmanager
@@ -78,7 +82,8 @@ def create_app(
     )
     app.state.settings = settings
     app.state.engine = engine
-    app.state.card = card
+    app.state.cards = cards
+    app.state.card = cards[0]
     app.state.metrics = metrics
     app.state.grpc = grpc_server
 
@@ -131,11 +136,14 @@ def create_app(
     app.include_router(health.router)
     app.include_router(pose.router)
 
+    slots: dict[str, Any] = dict(engine.slots) if hasattr(engine, "slots") else {cards[0].name: engine}
+    metrics.register_models([*slots, "detector"])
+
     @app.get("/metrics", tags=["observability"], summary="Prometheus metrics")
     async def metrics_endpoint(request: Request) -> Response:
-        s = engine.stats()
-        metrics.batch_queue_items.labels(model="pose").set(s.queue_depth)
-        metrics.model_ready.labels(model="pose").set(1 if engine.ready else 0)
+        for name, slot in slots.items():
+            metrics.batch_queue_items.labels(model=name).set(slot.stats().queue_depth)
+            metrics.model_ready.labels(model=name).set(1 if slot.ready else 0)
         info = engine.info
         metrics.model_ready.labels(model="detector").set(
             1 if engine.ready and info is not None and info.detector else 0

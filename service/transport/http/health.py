@@ -7,17 +7,17 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
-from ...engine import PoseEngine
+from ...engine.protocol import EngineClient
 
 router = APIRouter(tags=["health"])
 
 
-def get_engine(request: Request) -> PoseEngine:
-    engine: PoseEngine = request.app.state.engine
+def get_engine(request: Request) -> EngineClient:
+    engine: EngineClient = request.app.state.engine
     return engine
 
 
-EngineDep = Annotated[PoseEngine, Depends(get_engine)]
+EngineDep = Annotated[EngineClient, Depends(get_engine)]
 
 
 @router.get("/healthz")
@@ -33,7 +33,7 @@ async def readyz(engine: EngineDep) -> JSONResponse:
     return JSONResponse(body, status_code=200 if body["ready"] else 503)
 
 
-def readiness(engine: PoseEngine) -> dict[str, Any]:
+def readiness(engine: EngineClient) -> dict[str, Any]:
     info = engine.info
     body: dict[str, Any] = {
         "ready": engine.ready,

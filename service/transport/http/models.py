@@ -70,6 +70,7 @@ class BatchResponse(BaseModel):
 
 class ModelCardOut(BaseModel):
     name: str
+    default: bool = Field(description="requests that name no model go to this one")
     description: str
     architecture: str
     input_size: list[int] = Field(description="[width, height]")

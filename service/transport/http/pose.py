@@ -34,6 +34,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     },
     401: {"model": Problem, "description": "missing or wrong API key"},
     413: {"model": Problem, "description": "body or image too large (bytes or pixels)"},
+    404: {"model": Problem, "description": "unknown_model: the request names a model not served here"},
     415: {"model": Problem, "description": "not JPEG, PNG or WebP"},
     422: {"model": Problem, "description": "invalid boxes"},
     429: {"model": Problem, "description": "overloaded: retry after the Retry-After header"},
@@ -48,6 +49,7 @@ _OPTIONS_DOC = {
     "nms": "OKS-NMS (default true)",
     "format": "posesvc (default) | coco",
     "image_id": "COCO image id (required with format=coco)",
+    "model": "served model (card name, see GET /v1/models); absent = the server's default",
 }
 
 
@@ -76,6 +78,7 @@ class ParsedOptions:
     fmt: str
     image_id: int | None
     deadline: float | None
+    model: str | None = None
 
 
 def _get(form: FormData | None, request: Request, key: str) -> str | None:
@@ -144,7 +147,8 @@ def parse_options(request: Request, form: FormData | None) -> ParsedOptions:
         max_persons=max_persons,
         oks_nms=True if nms is None else nms,
     )
-    return ParsedOptions(opts, parse_boxes_json(g("boxes"), settings.max_boxes), fmt, image_id, deadline)
+    boxes = parse_boxes_json(g("boxes"), settings.max_boxes)
+    return ParsedOptions(opts, boxes, fmt, image_id, deadline, (g("model") or "").strip() or None)
 
 
 async def _read_form(request: Request, max_files: int) -> FormData:
@@ -184,7 +188,7 @@ def result_body(result: PoseResult, parsed: ParsedOptions, request_id: str, join
     if parsed.fmt == "coco":
         assert parsed.image_id is not None
         return result.to_coco(parsed.image_id)
-    body = result.to_dict(joint_names)
+    body = result.to_dict(result.joint_names or joint_names)
     body["request_id"] = request_id
     return body
 
@@ -193,7 +197,9 @@ async def _submit(
     request: Request, data: bytes | np.ndarray, parsed: ParsedOptions
 ) -> tuple[PoseResult, str]:
     engine = request.app.state.engine
-    req = PoseRequest(image=data, boxes=parsed.boxes, options=parsed.options, deadline=parsed.deadline)
+    req = PoseRequest(
+        image=data, boxes=parsed.boxes, options=parsed.options, deadline=parsed.deadline, model=parsed.model
+    )
     try:
         return await engine.submit(req), req.request_id
     except PoseServiceError as exc:
@@ -202,7 +208,8 @@ async def _submit(
 
 
 def _joint_names(request: Request) -> Any:
-    return request.app.state.card.joint_names
+    """The default card's joint names (results carry their own model's; these are the fallback)."""
+    return _cards(request)[0].joint_names
 
 
 @router.post(
@@ -288,40 +295,54 @@ async def render(request: Request) -> Response:
         lambda: decode_image(data, honour_exif=settings.honour_exif, max_pixels=settings.max_image_pixels),
     )
     result, _ = await _submit(request, image, parsed)
-    card = request.app.state.card
+    card = next((c for c in _cards(request) if c.name == result.model), _cards(request)[0])
     drawn = await loop.run_in_executor(None, lambda: render_poses(image, result, card.skeleton))
     if fmt == "png":
         return Response(await loop.run_in_executor(None, encode_png, drawn), media_type="image/png")
     return Response(await loop.run_in_executor(None, encode_jpeg, drawn), media_type="image/jpeg")
 
 
-@router.get("/models", response_model=ModelsResponse, summary="The loaded model card(s)")
+def _cards(request: Request) -> list[Any]:
+    cards: list[Any] = request.app.state.cards
+    return cards
+
+
+def _infos(request: Request) -> dict[str, Any]:
+    """Served model name → the engine's ``ModelInfo`` (``None`` until its first worker is ready)."""
+    engine = request.app.state.engine
+    if hasattr(engine, "infos"):
+        infos: dict[str, Any] = engine.infos()
+        return infos
+    return {_cards(request)[0].name: engine.info}
+
+
+@router.get("/models", response_model=ModelsResponse, summary="The served model cards")
 async def models(request: Request) -> Any:
-    card = request.app.state.card
-    info = request.app.state.engine.info
-    trained = bool(info.trained) if info is not None else False
+    """Every model this server serves (the first is the default a request gets when it names none)."""
+    infos = _infos(request)
+    first = next(iter(infos.values()), None)
     detector = None
-    if info is not None and info.detector is not None:
-        detector = {"name": info.detector, "trained": info.detector_trained}
-    return {
-        "models": [
-            {
-                "name": card.name,
-                "description": card.description,
-                "architecture": card.architecture,
-                "input_size": list(card.input_size),
-                "heatmap_size": list(card.heatmap_size),
-                "convention": card.convention,
-                "flip_shift": card.flip_shift,
-                "codec": card.codec,
-                "blur_kernel": card.blur_kernel,
-                "published_ap": card.published_ap,
-                "published_ap_note": card.published_ap_note,
-                "trained": trained,
-                "joints": list(card.joint_names),
-                "keypoint_schema": card.keypoints.name,
-                "skeleton": [list(p) for p in card.skeleton],
-            }
-        ],
-        "detector": detector,
-    }
+    if first is not None and first.detector is not None:
+        detector = {"name": first.detector, "trained": first.detector_trained}
+    out = []
+    for i, card in enumerate(_cards(request)):
+        info = infos.get(card.name)
+        out.append({
+            "name": card.name,
+            "default": i == 0,
+            "description": card.description,
+            "architecture": card.architecture,
+            "input_size": list(card.input_size),
+            "heatmap_size": list(card.heatmap_size),
+            "convention": card.convention,
+            "flip_shift": card.flip_shift,
+            "codec": card.codec,
+            "blur_kernel": card.blur_kernel,
+            "published_ap": card.published_ap,
+            "published_ap_note": card.published_ap_note,
+            "trained": bool(info.trained) if info is not None else False,
+            "keypoint_schema": card.keypoints.name,
+            "joints": list(card.joint_names),
+            "skeleton": [list(p) for p in card.skeleton],
+        })  # fmt: skip
+    return {"models": out, "detector": detector}

@@ -28,6 +28,7 @@ STATUS: dict[str, tuple[int, str]] = {
     "payload_too_large": (413, "Payload too large"),
     "unauthenticated": (401, "Unauthenticated"),
     "not_found": (404, "Not found"),
+    "unknown_model": (404, "Unknown model"),
     "method_not_allowed": (405, "Method not allowed"),
     "overloaded": (429, "Overloaded"),
     "stream_limit": (429, "Too many streams"),

@@ -7,7 +7,7 @@ from types import FrameType
 
 import uvicorn
 
-from ...engine import PoseEngine
+from ...engine.protocol import EngineClient
 
 
 class DrainingServer(uvicorn.Server):
@@ -20,7 +20,7 @@ class DrainingServer(uvicorn.Server):
     uvicorn's shutdown at once; a further SIGINT forces it.
     """
 
-    def __init__(self, config: uvicorn.Config, engine: PoseEngine, grace_s: float) -> None:
+    def __init__(self, config: uvicorn.Config, engine: EngineClient, grace_s: float) -> None:
         super().__init__(config)
         self.engine = engine
         self.grace_s = grace_s

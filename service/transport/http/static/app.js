@@ -6,6 +6,7 @@ const KPT_THRESHOLD = 0.2;
 const $ = (id) => document.getElementById(id);
 const canvas = $("canvas"), ctx = canvas.getContext("2d"), statusEl = $("status");
 let webcamTimer = null;
+let MODELS = [];  // /v1/models: every served model, the default first
 
 function setStatus(text, isError = false) {
   statusEl.textContent = text;
@@ -22,13 +23,26 @@ async function loadModels() {
     const r = await fetch("v1/models", { headers: headers() });
     if (!r.ok) throw new Error(`HTTP ${r.status}`);
     const info = await r.json();
-    const m = info.models[0];
-    $("model").textContent = `${m.name} · input ${m.input_size.join("x")} · ${m.joints.length} joints (${m.keypoint_schema}) · ${m.convention} · published AP ${m.published_ap ?? "n/a"}`;
-    SKELETON = m.skeleton;
-    $("untrained").hidden = m.trained;
+    MODELS = info.models;
+    const sel = $("modelsel");
+    sel.innerHTML = "";
+    for (const m of MODELS) {
+      const opt = document.createElement("option");
+      opt.value = m.name; opt.textContent = m.name + (m.default ? " (default)" : "");
+      sel.appendChild(opt);
+    }
+    showModel();
   } catch (e) {
     $("model").textContent = `model info unavailable (${e.message})`;
   }
+}
+
+function showModel() {
+  const m = MODELS.find((x) => x.name === $("modelsel").value) || MODELS[0];
+  if (!m) return;
+  $("model").textContent = `${m.name} · input ${m.input_size.join("x")} · ${m.joints.length} joints (${m.keypoint_schema}) · ${m.convention} · published AP ${m.published_ap ?? "n/a"}`;
+  SKELETON = m.skeleton;
+  $("untrained").hidden = m.trained;
 }
 
 function scoreColour(s) {
@@ -76,6 +90,7 @@ async function estimate(blob, source) {
   form.append("image", blob, "image");
   form.append("flip", $("flip").checked ? "true" : "false");
   form.append("min_score", $("minscore").value || "0");
+  if ($("modelsel").value) form.append("model", $("modelsel").value);
   const boxes = $("boxes").value.trim();
   if (boxes) form.append("boxes", boxes);
   const t0 = performance.now();
@@ -104,6 +119,7 @@ async function handleFile(file) {
 }
 
 $("file").addEventListener("change", (e) => handleFile(e.target.files[0]));
+$("modelsel").addEventListener("change", showModel);
 const drop = $("drop");
 drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
 drop.addEventListener("dragleave", () => drop.classList.remove("over"));

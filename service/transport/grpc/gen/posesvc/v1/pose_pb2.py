@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15posesvc/v1/pose.proto\x12\nposesvc.v1\"O\n\x03\x42ox\x12\t\n\x01x\x18\x01 \x01(\x01\x12\t\n\x01y\x18\x02 \x01(\x01\x12\t\n\x01w\x18\x03 \x01(\x01\x12\t\n\x01h\x18\x04 \x01(\x01\x12\x12\n\x05score\x18\x05 \x01(\x01H\x00\x88\x01\x01\x42\x08\n\x06_score\"f\n\x0bPoseOptions\x12\x11\n\x04\x66lip\x18\x01 \x01(\x08H\x00\x88\x01\x01\x12\x11\n\tmin_score\x18\x02 \x01(\x02\x12\x13\n\x0bmax_persons\x18\x03 \x01(\r\x12\x13\n\x0b\x64isable_nms\x18\x04 \x01(\x08\x42\x07\n\x05_flip\"=\n\x08Keypoint\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\t\n\x01x\x18\x02 \x01(\x02\x12\t\n\x01y\x18\x03 \x01(\x02\x12\r\n\x05score\x18\x04 \x01(\x02\"\x97\x01\n\x06Person\x12\x1d\n\x04\x62\x62ox\x18\x01 \x01(\x0b\x32\x0f.posesvc.v1.Box\x12\x12\n\nbbox_score\x18\x02 \x01(\x02\x12\r\n\x05score\x18\x03 \x01(\x02\x12\'\n\tkeypoints\x18\x04 \x03(\x0b\x32\x14.posesvc.v1.Keypoint\x12\x15\n\x08track_id\x18\x05 \x01(\x03H\x00\x88\x01\x01\x42\x0b\n\t_track_id\"*\n\tImageSize\x12\r\n\x05width\x18\x01 \x01(\r\x12\x0e\n\x06height\x18\x02 \x01(\r\"*\n\tModelInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07trained\x18\x02 \x01(\x08\"}\n\x0f\x45stimateRequest\x12\r\n\x05image\x18\x01 \x01(\x0c\x12(\n\x07options\x18\x02 \x01(\x0b\x32\x17.posesvc.v1.PoseOptions\x12\x1e\n\x05\x62oxes\x18\x03 \x03(\x0b\x32\x0f.posesvc.v1.Box\x12\x11\n\tuse_boxes\x18\x04 \x01(\x08\"\x91\x02\n\x10\x45stimateResponse\x12)\n\nimage_size\x18\x01 \x01(\x0b\x32\x15.posesvc.v1.ImageSize\x12#\n\x07persons\x18\x02 \x03(\x0b\x32\x12.posesvc.v1.Person\x12$\n\x05model\x18\x03 \x01(\x0b\x32\x15.posesvc.v1.ModelInfo\x12\x14\n\x0c\x62oxes_source\x18\x04 \x01(\t\x12?\n\ntimings_ms\x18\x05 \x03(\x0b\x32+.posesvc.v1.EstimateResponse.TimingsMsEntry\x1a\x30\n\x0eTimingsMsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"E\n\x14\x45stimateBatchRequest\x12-\n\x08requests\x18\x01 \x03(\x0b\x32\x1b.posesvc.v1.EstimateRequest\"n\n\tBatchItem\x12.\n\x06result\x18\x01 \x01(\x0b\x32\x1c.posesvc.v1.EstimateResponseH\x00\x12&\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x15.posesvc.v1.ItemErrorH\x00\x42\t\n\x07outcome\"*\n\tItemError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\"=\n\x15\x45stimateBatchResponse\x12$\n\x05items\x18\x01 \x03(\x0b\x32\x15.posesvc.v1.BatchItem\"\xda\x02\n\rStreamOptions\x12%\n\x04pose\x18\x01 \x01(\x0b\x32\x17.posesvc.v1.PoseOptions\x12\x14\n\x0c\x64\x65tect_every\x18\x02 \x01(\r\x12&\n\x06policy\x18\x03 \x01(\x0e\x32\x16.posesvc.v1.DropPolicy\x12\x15\n\rmax_in_flight\x18\x04 \x01(\r\x12\x11\n\tsmoothing\x18\x05 \x01(\x08\x12\x1b\n\x13one_euro_min_cutoff\x18\x06 \x01(\x02\x12\x15\n\rone_euro_beta\x18\x07 \x01(\x02\x12\x19\n\x11one_euro_d_cutoff\x18\x08 \x01(\x02\x12(\n\x07tracker\x18\t \x01(\x0e\x32\x17.posesvc.v1.TrackerKind\x12\x17\n\x0fmatch_threshold\x18\n \x01(\x02\x12\x13\n\x0bmax_missing\x18\x0b \x01(\r\x12\x13\n\x0b\x62ox_enlarge\x18\x0c \x01(\x02\"6\n\x08RawImage\x12\r\n\x05width\x18\x01 \x01(\r\x12\x0e\n\x06height\x18\x02 \x01(\r\x12\x0b\n\x03rgb\x18\x03 \x01(\x0c\"\xd0\x01\n\x05\x46rame\x12\x10\n\x08\x66rame_id\x18\x01 \x01(\x04\x12\r\n\x05image\x18\x02 \x01(\x0c\x12!\n\x03raw\x18\x03 \x01(\x0b\x32\x14.posesvc.v1.RawImage\x12\x16\n\ttimestamp\x18\x04 \x01(\x01H\x00\x88\x01\x01\x12\x1e\n\x05\x62oxes\x18\x05 \x03(\x0b\x32\x0f.posesvc.v1.Box\x12\x11\n\tuse_boxes\x18\x06 \x01(\x08\x12*\n\x07options\x18\x07 \x01(\x0b\x32\x19.posesvc.v1.StreamOptionsB\x0c\n\n_timestamp\"\xc7\x01\n\nFramePoses\x12\x10\n\x08\x66rame_id\x18\x01 \x01(\x04\x12,\n\x06result\x18\x02 \x01(\x0b\x32\x1c.posesvc.v1.EstimateResponse\x12)\n\x07outcome\x18\x03 \x01(\x0e\x32\x18.posesvc.v1.FrameOutcome\x12$\n\x05\x65rror\x18\x04 \x01(\x0b\x32\x15.posesvc.v1.ItemError\x12\x12\n\nlatency_ms\x18\x05 \x01(\x01\x12\x14\n\x0c\x64\x65tector_ran\x18\x06 \x01(\x08*#\n\nDropPolicy\x12\t\n\x05\x42LOCK\x10\x00\x12\n\n\x06LATEST\x10\x01*\x1f\n\x0bTrackerKind\x12\x07\n\x03OKS\x10\x00\x12\x07\n\x03IOU\x10\x01*5\n\x0c\x46rameOutcome\x12\r\n\tPROCESSED\x10\x00\x12\x0b\n\x07\x44ROPPED\x10\x01\x12\t\n\x05\x45RROR\x10\x02\x32\xeb\x01\n\x0bPoseService\x12\x45\n\x08\x45stimate\x12\x1b.posesvc.v1.EstimateRequest\x1a\x1c.posesvc.v1.EstimateResponse\x12T\n\rEstimateBatch\x12 .posesvc.v1.EstimateBatchRequest\x1a!.posesvc.v1.EstimateBatchResponse\x12?\n\x0eStreamEstimate\x12\x11.posesvc.v1.Frame\x1a\x16.posesvc.v1.FramePoses(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15posesvc/v1/pose.proto\x12\nposesvc.v1\"O\n\x03\x42ox\x12\t\n\x01x\x18\x01 \x01(\x01\x12\t\n\x01y\x18\x02 \x01(\x01\x12\t\n\x01w\x18\x03 \x01(\x01\x12\t\n\x01h\x18\x04 \x01(\x01\x12\x12\n\x05score\x18\x05 \x01(\x01H\x00\x88\x01\x01\x42\x08\n\x06_score\"f\n\x0bPoseOptions\x12\x11\n\x04\x66lip\x18\x01 \x01(\x08H\x00\x88\x01\x01\x12\x11\n\tmin_score\x18\x02 \x01(\x02\x12\x13\n\x0bmax_persons\x18\x03 \x01(\r\x12\x13\n\x0b\x64isable_nms\x18\x04 \x01(\x08\x42\x07\n\x05_flip\"=\n\x08Keypoint\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\t\n\x01x\x18\x02 \x01(\x02\x12\t\n\x01y\x18\x03 \x01(\x02\x12\r\n\x05score\x18\x04 \x01(\x02\"\x97\x01\n\x06Person\x12\x1d\n\x04\x62\x62ox\x18\x01 \x01(\x0b\x32\x0f.posesvc.v1.Box\x12\x12\n\nbbox_score\x18\x02 \x01(\x02\x12\r\n\x05score\x18\x03 \x01(\x02\x12\'\n\tkeypoints\x18\x04 \x03(\x0b\x32\x14.posesvc.v1.Keypoint\x12\x15\n\x08track_id\x18\x05 \x01(\x03H\x00\x88\x01\x01\x42\x0b\n\t_track_id\"*\n\tImageSize\x12\r\n\x05width\x18\x01 \x01(\r\x12\x0e\n\x06height\x18\x02 \x01(\r\"*\n\tModelInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07trained\x18\x02 \x01(\x08\"\x8c\x01\n\x0f\x45stimateRequest\x12\r\n\x05image\x18\x01 \x01(\x0c\x12(\n\x07options\x18\x02 \x01(\x0b\x32\x17.posesvc.v1.PoseOptions\x12\x1e\n\x05\x62oxes\x18\x03 \x03(\x0b\x32\x0f.posesvc.v1.Box\x12\x11\n\tuse_boxes\x18\x04 \x01(\x08\x12\r\n\x05model\x18\x05 \x01(\t\"\x91\x02\n\x10\x45stimateResponse\x12)\n\nimage_size\x18\x01 \x01(\x0b\x32\x15.posesvc.v1.ImageSize\x12#\n\x07persons\x18\x02 \x03(\x0b\x32\x12.posesvc.v1.Person\x12$\n\x05model\x18\x03 \x01(\x0b\x32\x15.posesvc.v1.ModelInfo\x12\x14\n\x0c\x62oxes_source\x18\x04 \x01(\t\x12?\n\ntimings_ms\x18\x05 \x03(\x0b\x32+.posesvc.v1.EstimateResponse.TimingsMsEntry\x1a\x30\n\x0eTimingsMsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"E\n\x14\x45stimateBatchRequest\x12-\n\x08requests\x18\x01 \x03(\x0b\x32\x1b.posesvc.v1.EstimateRequest\"n\n\tBatchItem\x12.\n\x06result\x18\x01 \x01(\x0b\x32\x1c.posesvc.v1.EstimateResponseH\x00\x12&\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x15.posesvc.v1.ItemErrorH\x00\x42\t\n\x07outcome\"*\n\tItemError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\"=\n\x15\x45stimateBatchResponse\x12$\n\x05items\x18\x01 \x03(\x0b\x32\x15.posesvc.v1.BatchItem\"\xe9\x02\n\rStreamOptions\x12%\n\x04pose\x18\x01 \x01(\x0b\x32\x17.posesvc.v1.PoseOptions\x12\x14\n\x0c\x64\x65tect_every\x18\x02 \x01(\r\x12&\n\x06policy\x18\x03 \x01(\x0e\x32\x16.posesvc.v1.DropPolicy\x12\x15\n\rmax_in_flight\x18\x04 \x01(\r\x12\x11\n\tsmoothing\x18\x05 \x01(\x08\x12\x1b\n\x13one_euro_min_cutoff\x18\x06 \x01(\x02\x12\x15\n\rone_euro_beta\x18\x07 \x01(\x02\x12\x19\n\x11one_euro_d_cutoff\x18\x08 \x01(\x02\x12(\n\x07tracker\x18\t \x01(\x0e\x32\x17.posesvc.v1.TrackerKind\x12\x17\n\x0fmatch_threshold\x18\n \x01(\x02\x12\x13\n\x0bmax_missing\x18\x0b \x01(\r\x12\x13\n\x0b\x62ox_enlarge\x18\x0c \x01(\x02\x12\r\n\x05model\x18\r \x01(\t\"6\n\x08RawImage\x12\r\n\x05width\x18\x01 \x01(\r\x12\x0e\n\x06height\x18\x02 \x01(\r\x12\x0b\n\x03rgb\x18\x03 \x01(\x0c\"\xd0\x01\n\x05\x46rame\x12\x10\n\x08\x66rame_id\x18\x01 \x01(\x04\x12\r\n\x05image\x18\x02 \x01(\x0c\x12!\n\x03raw\x18\x03 \x01(\x0b\x32\x14.posesvc.v1.RawImage\x12\x16\n\ttimestamp\x18\x04 \x01(\x01H\x00\x88\x01\x01\x12\x1e\n\x05\x62oxes\x18\x05 \x03(\x0b\x32\x0f.posesvc.v1.Box\x12\x11\n\tuse_boxes\x18\x06 \x01(\x08\x12*\n\x07options\x18\x07 \x01(\x0b\x32\x19.posesvc.v1.StreamOptionsB\x0c\n\n_timestamp\"\xc7\x01\n\nFramePoses\x12\x10\n\x08\x66rame_id\x18\x01 \x01(\x04\x12,\n\x06result\x18\x02 \x01(\x0b\x32\x1c.posesvc.v1.EstimateResponse\x12)\n\x07outcome\x18\x03 \x01(\x0e\x32\x18.posesvc.v1.FrameOutcome\x12$\n\x05\x65rror\x18\x04 \x01(\x0b\x32\x15.posesvc.v1.ItemError\x12\x12\n\nlatency_ms\x18\x05 \x01(\x01\x12\x14\n\x0c\x64\x65tector_ran\x18\x06 \x01(\x08\"\x13\n\x11ListModelsRequest\"\xaf\x01\n\x10ModelDescription\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x14\n\x0c\x61rchitecture\x18\x02 \x01(\t\x12\x13\n\x0binput_width\x18\x03 \x01(\r\x12\x14\n\x0cinput_height\x18\x04 \x01(\r\x12\x17\n\x0fkeypoint_schema\x18\x05 \x01(\t\x12\x0e\n\x06joints\x18\x06 \x03(\t\x12\x0f\n\x07trained\x18\x07 \x01(\x08\x12\x12\n\nis_default\x18\x08 \x01(\x08\"B\n\x12ListModelsResponse\x12,\n\x06models\x18\x01 \x03(\x0b\x32\x1c.posesvc.v1.ModelDescription*#\n\nDropPolicy\x12\t\n\x05\x42LOCK\x10\x00\x12\n\n\x06LATEST\x10\x01*\x1f\n\x0bTrackerKind\x12\x07\n\x03OKS\x10\x00\x12\x07\n\x03IOU\x10\x01*5\n\x0c\x46rameOutcome\x12\r\n\tPROCESSED\x10\x00\x12\x0b\n\x07\x44ROPPED\x10\x01\x12\t\n\x05\x45RROR\x10\x02\x32\xb8\x02\n\x0bPoseService\x12K\n\nListModels\x12\x1d.posesvc.v1.ListModelsRequest\x1a\x1e.posesvc.v1.ListModelsResponse\x12\x45\n\x08\x45stimate\x12\x1b.posesvc.v1.EstimateRequest\x1a\x1c.posesvc.v1.EstimateResponse\x12T\n\rEstimateBatch\x12 .posesvc.v1.EstimateBatchRequest\x1a!.posesvc.v1.EstimateBatchResponse\x12?\n\x0eStreamEstimate\x12\x11.posesvc.v1.Frame\x1a\x16.posesvc.v1.FramePoses(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,12 +33,12 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_ESTIMATERESPONSE_TIMINGSMSENTRY']._loaded_options = None
   _globals['_ESTIMATERESPONSE_TIMINGSMSENTRY']._serialized_options = b'8\001'
-  _globals['_DROPPOLICY']._serialized_start=2038
-  _globals['_DROPPOLICY']._serialized_end=2073
-  _globals['_TRACKERKIND']._serialized_start=2075
-  _globals['_TRACKERKIND']._serialized_end=2106
-  _globals['_FRAMEOUTCOME']._serialized_start=2108
-  _globals['_FRAMEOUTCOME']._serialized_end=2161
+  _globals['_DROPPOLICY']._serialized_start=2336
+  _globals['_DROPPOLICY']._serialized_end=2371
+  _globals['_TRACKERKIND']._serialized_start=2373
+  _globals['_TRACKERKIND']._serialized_end=2404
+  _globals['_FRAMEOUTCOME']._serialized_start=2406
+  _globals['_FRAMEOUTCOME']._serialized_end=2459
   _globals['_BOX']._serialized_start=37
   _globals['_BOX']._serialized_end=116
   _globals['_POSEOPTIONS']._serialized_start=118
@@ -51,28 +51,34 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_IMAGESIZE']._serialized_end=481
   _globals['_MODELINFO']._serialized_start=483
   _globals['_MODELINFO']._serialized_end=525
-  _globals['_ESTIMATEREQUEST']._serialized_start=527
-  _globals['_ESTIMATEREQUEST']._serialized_end=652
-  _globals['_ESTIMATERESPONSE']._serialized_start=655
-  _globals['_ESTIMATERESPONSE']._serialized_end=928
-  _globals['_ESTIMATERESPONSE_TIMINGSMSENTRY']._serialized_start=880
-  _globals['_ESTIMATERESPONSE_TIMINGSMSENTRY']._serialized_end=928
-  _globals['_ESTIMATEBATCHREQUEST']._serialized_start=930
-  _globals['_ESTIMATEBATCHREQUEST']._serialized_end=999
-  _globals['_BATCHITEM']._serialized_start=1001
-  _globals['_BATCHITEM']._serialized_end=1111
-  _globals['_ITEMERROR']._serialized_start=1113
-  _globals['_ITEMERROR']._serialized_end=1155
-  _globals['_ESTIMATEBATCHRESPONSE']._serialized_start=1157
-  _globals['_ESTIMATEBATCHRESPONSE']._serialized_end=1218
-  _globals['_STREAMOPTIONS']._serialized_start=1221
-  _globals['_STREAMOPTIONS']._serialized_end=1567
-  _globals['_RAWIMAGE']._serialized_start=1569
-  _globals['_RAWIMAGE']._serialized_end=1623
-  _globals['_FRAME']._serialized_start=1626
-  _globals['_FRAME']._serialized_end=1834
-  _globals['_FRAMEPOSES']._serialized_start=1837
-  _globals['_FRAMEPOSES']._serialized_end=2036
-  _globals['_POSESERVICE']._serialized_start=2164
-  _globals['_POSESERVICE']._serialized_end=2399
+  _globals['_ESTIMATEREQUEST']._serialized_start=528
+  _globals['_ESTIMATEREQUEST']._serialized_end=668
+  _globals['_ESTIMATERESPONSE']._serialized_start=671
+  _globals['_ESTIMATERESPONSE']._serialized_end=944
+  _globals['_ESTIMATERESPONSE_TIMINGSMSENTRY']._serialized_start=896
+  _globals['_ESTIMATERESPONSE_TIMINGSMSENTRY']._serialized_end=944
+  _globals['_ESTIMATEBATCHREQUEST']._serialized_start=946
+  _globals['_ESTIMATEBATCHREQUEST']._serialized_end=1015
+  _globals['_BATCHITEM']._serialized_start=1017
+  _globals['_BATCHITEM']._serialized_end=1127
+  _globals['_ITEMERROR']._serialized_start=1129
+  _globals['_ITEMERROR']._serialized_end=1171
+  _globals['_ESTIMATEBATCHRESPONSE']._serialized_start=1173
+  _globals['_ESTIMATEBATCHRESPONSE']._serialized_end=1234
+  _globals['_STREAMOPTIONS']._serialized_start=1237
+  _globals['_STREAMOPTIONS']._serialized_end=1598
+  _globals['_RAWIMAGE']._serialized_start=1600
+  _globals['_RAWIMAGE']._serialized_end=1654
+  _globals['_FRAME']._serialized_start=1657
+  _globals['_FRAME']._serialized_end=1865
+  _globals['_FRAMEPOSES']._serialized_start=1868
+  _globals['_FRAMEPOSES']._serialized_end=2067
+  _globals['_LISTMODELSREQUEST']._serialized_start=2069
+  _globals['_LISTMODELSREQUEST']._serialized_end=2088
+  _globals['_MODELDESCRIPTION']._serialized_start=2091
+  _globals['_MODELDESCRIPTION']._serialized_end=2266
+  _globals['_LISTMODELSRESPONSE']._serialized_start=2268
+  _globals['_LISTMODELSRESPONSE']._serialized_end=2334
+  _globals['_POSESERVICE']._serialized_start=2462
+  _globals['_POSESERVICE']._serialized_end=2774
 # @@protoc_insertion_point(module_scope)

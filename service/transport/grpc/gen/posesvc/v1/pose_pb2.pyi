@@ -99,16 +99,18 @@ class ModelInfo(_message.Message):
     def __init__(self, name: _Optional[str] = ..., trained: _Optional[bool] = ...) -> None: ...
 
 class EstimateRequest(_message.Message):
-    __slots__ = ("image", "options", "boxes", "use_boxes")
+    __slots__ = ("image", "options", "boxes", "use_boxes", "model")
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     OPTIONS_FIELD_NUMBER: _ClassVar[int]
     BOXES_FIELD_NUMBER: _ClassVar[int]
     USE_BOXES_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
     image: bytes
     options: PoseOptions
     boxes: _containers.RepeatedCompositeFieldContainer[Box]
     use_boxes: bool
-    def __init__(self, image: _Optional[bytes] = ..., options: _Optional[_Union[PoseOptions, _Mapping]] = ..., boxes: _Optional[_Iterable[_Union[Box, _Mapping]]] = ..., use_boxes: _Optional[bool] = ...) -> None: ...
+    model: str
+    def __init__(self, image: _Optional[bytes] = ..., options: _Optional[_Union[PoseOptions, _Mapping]] = ..., boxes: _Optional[_Iterable[_Union[Box, _Mapping]]] = ..., use_boxes: _Optional[bool] = ..., model: _Optional[str] = ...) -> None: ...
 
 class EstimateResponse(_message.Message):
     __slots__ = ("image_size", "persons", "model", "boxes_source", "timings_ms")
@@ -160,7 +162,7 @@ class EstimateBatchResponse(_message.Message):
     def __init__(self, items: _Optional[_Iterable[_Union[BatchItem, _Mapping]]] = ...) -> None: ...
 
 class StreamOptions(_message.Message):
-    __slots__ = ("pose", "detect_every", "policy", "max_in_flight", "smoothing", "one_euro_min_cutoff", "one_euro_beta", "one_euro_d_cutoff", "tracker", "match_threshold", "max_missing", "box_enlarge")
+    __slots__ = ("pose", "detect_every", "policy", "max_in_flight", "smoothing", "one_euro_min_cutoff", "one_euro_beta", "one_euro_d_cutoff", "tracker", "match_threshold", "max_missing", "box_enlarge", "model")
     POSE_FIELD_NUMBER: _ClassVar[int]
     DETECT_EVERY_FIELD_NUMBER: _ClassVar[int]
     POLICY_FIELD_NUMBER: _ClassVar[int]
@@ -173,6 +175,7 @@ class StreamOptions(_message.Message):
     MATCH_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     MAX_MISSING_FIELD_NUMBER: _ClassVar[int]
     BOX_ENLARGE_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
     pose: PoseOptions
     detect_every: int
     policy: DropPolicy
@@ -185,7 +188,8 @@ class StreamOptions(_message.Message):
     match_threshold: float
     max_missing: int
     box_enlarge: float
-    def __init__(self, pose: _Optional[_Union[PoseOptions, _Mapping]] = ..., detect_every: _Optional[int] = ..., policy: _Optional[_Union[DropPolicy, str]] = ..., max_in_flight: _Optional[int] = ..., smoothing: _Optional[bool] = ..., one_euro_min_cutoff: _Optional[float] = ..., one_euro_beta: _Optional[float] = ..., one_euro_d_cutoff: _Optional[float] = ..., tracker: _Optional[_Union[TrackerKind, str]] = ..., match_threshold: _Optional[float] = ..., max_missing: _Optional[int] = ..., box_enlarge: _Optional[float] = ...) -> None: ...
+    model: str
+    def __init__(self, pose: _Optional[_Union[PoseOptions, _Mapping]] = ..., detect_every: _Optional[int] = ..., policy: _Optional[_Union[DropPolicy, str]] = ..., max_in_flight: _Optional[int] = ..., smoothing: _Optional[bool] = ..., one_euro_min_cutoff: _Optional[float] = ..., one_euro_beta: _Optional[float] = ..., one_euro_d_cutoff: _Optional[float] = ..., tracker: _Optional[_Union[TrackerKind, str]] = ..., match_threshold: _Optional[float] = ..., max_missing: _Optional[int] = ..., box_enlarge: _Optional[float] = ..., model: _Optional[str] = ...) -> None: ...
 
 class RawImage(_message.Message):
     __slots__ = ("width", "height", "rgb")
@@ -230,3 +234,33 @@ class FramePoses(_message.Message):
     latency_ms: float
     detector_ran: bool
     def __init__(self, frame_id: _Optional[int] = ..., result: _Optional[_Union[EstimateResponse, _Mapping]] = ..., outcome: _Optional[_Union[FrameOutcome, str]] = ..., error: _Optional[_Union[ItemError, _Mapping]] = ..., latency_ms: _Optional[float] = ..., detector_ran: _Optional[bool] = ...) -> None: ...
+
+class ListModelsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ModelDescription(_message.Message):
+    __slots__ = ("name", "architecture", "input_width", "input_height", "keypoint_schema", "joints", "trained", "is_default")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ARCHITECTURE_FIELD_NUMBER: _ClassVar[int]
+    INPUT_WIDTH_FIELD_NUMBER: _ClassVar[int]
+    INPUT_HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    KEYPOINT_SCHEMA_FIELD_NUMBER: _ClassVar[int]
+    JOINTS_FIELD_NUMBER: _ClassVar[int]
+    TRAINED_FIELD_NUMBER: _ClassVar[int]
+    IS_DEFAULT_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    architecture: str
+    input_width: int
+    input_height: int
+    keypoint_schema: str
+    joints: _containers.RepeatedScalarFieldContainer[str]
+    trained: bool
+    is_default: bool
+    def __init__(self, name: _Optional[str] = ..., architecture: _Optional[str] = ..., input_width: _Optional[int] = ..., input_height: _Optional[int] = ..., keypoint_schema: _Optional[str] = ..., joints: _Optional[_Iterable[str]] = ..., trained: _Optional[bool] = ..., is_default: _Optional[bool] = ...) -> None: ...
+
+class ListModelsResponse(_message.Message):
+    __slots__ = ("models",)
+    MODELS_FIELD_NUMBER: _ClassVar[int]
+    models: _containers.RepeatedCompositeFieldContainer[ModelDescription]
+    def __init__(self, models: _Optional[_Iterable[_Union[ModelDescription, _Mapping]]] = ...) -> None: ...

@@ -34,6 +34,11 @@ class PoseServiceStub:
         Args:
             channel: A grpc.Channel.
         """
+        self.ListModels = channel.unary_unary(
+                '/posesvc.v1.PoseService/ListModels',
+                request_serializer=posesvc_dot_v1_dot_pose__pb2.ListModelsRequest.SerializeToString,
+                response_deserializer=posesvc_dot_v1_dot_pose__pb2.ListModelsResponse.FromString,
+                _registered_method=True)
         self.Estimate = channel.unary_unary(
                 '/posesvc.v1.PoseService/Estimate',
                 request_serializer=posesvc_dot_v1_dot_pose__pb2.EstimateRequest.SerializeToString,
@@ -53,6 +58,13 @@ class PoseServiceStub:
 
 class PoseServiceServicer:
     """Missing associated documentation comment in .proto file."""
+
+    def ListModels(self, request, context):
+        """The models this server serves (several cards may be served by one process).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
 
     def Estimate(self, request, context):
         """One image → persons.
@@ -78,6 +90,11 @@ class PoseServiceServicer:
 
 def add_PoseServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
+            'ListModels': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListModels,
+                    request_deserializer=posesvc_dot_v1_dot_pose__pb2.ListModelsRequest.FromString,
+                    response_serializer=posesvc_dot_v1_dot_pose__pb2.ListModelsResponse.SerializeToString,
+            ),
             'Estimate': grpc.unary_unary_rpc_method_handler(
                     servicer.Estimate,
                     request_deserializer=posesvc_dot_v1_dot_pose__pb2.EstimateRequest.FromString,
@@ -103,6 +120,33 @@ def add_PoseServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class PoseService:
     """Missing associated documentation comment in .proto file."""
+
+    @staticmethod
+    def ListModels(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/posesvc.v1.PoseService/ListModels',
+            posesvc_dot_v1_dot_pose__pb2.ListModelsRequest.SerializeToString,
+            posesvc_dot_v1_dot_pose__pb2.ListModelsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
 
     @staticmethod
     def Estimate(request,
