@@ -67,6 +67,9 @@ class PoseRequest:
     boxes_source: BoxesSource | None = None
     #: the served model to use (a card name); ``None`` = the server's default (its first card)
     model: str | None = None
+    #: also draw the result on the image (boxes, skeletons, scores): ``png`` or ``jpeg`` bytes in
+    #: ``PoseResult.rendered``; ``None`` = no drawing
+    render: Literal["png", "jpeg"] | None = None
 
 
 @dataclass(frozen=True)
@@ -102,6 +105,8 @@ class PoseResult:
     timings: Mapping[str, float] = field(default_factory=dict)
     #: names of the K joints of every person's keypoints, in order (the model's keypoint schema)
     joint_names: tuple[str, ...] = ()
+    #: the image with the result drawn (encoded as the request's ``render`` asked), else ``None``
+    rendered: bytes | None = None
 
     def to_coco(self, image_id: int, category_id: int = 1) -> list[dict[str, Any]]:
         """COCO keypoint results entries (``image_id, category_id, keypoints[3K], score``)."""

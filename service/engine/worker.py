@@ -20,7 +20,9 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Literal
 
+import numpy as np
 import torch
+from numpy.typing import NDArray
 
 from ..errors import EngineError, PoseServiceError
 from ..pipeline.pipeline import PosePipeline
@@ -174,8 +176,7 @@ class Worker:
                 # that cannot take these results never fails or re-runs a computed batch.
                 self._stats.record_results(results)
                 for item, wait, res in zip(batch, waits, results, strict=True):
-                    item.resolve(dataclasses.replace(res, timings={**res.timings, "queue_wait": wait}))
-                    self._stats.record_outcome(True)
+                    self._answer(pipeline, item, res, wait)
         finally:
             compute_s = time.monotonic() - t0
             c_end = est.counters()
@@ -216,9 +217,31 @@ class Worker:
             self._stats.record_outcome(False)
             item.fail(as_service_error(exc))
         else:
-            wait = time.monotonic() - item.enqueued_at
-            item.resolve(dataclasses.replace(result, timings={**result.timings, "queue_wait": wait}))
-            self._stats.record_outcome(True)
+            self._answer(pipeline, item, result, time.monotonic() - item.enqueued_at)
+
+    def _answer(self, pipeline: PosePipeline, item: WorkItem, result: PoseResult, wait: float) -> None:
+        """Resolve ``item`` with ``result`` (queue wait added; drawn on its image when it asked for it)."""
+        result = dataclasses.replace(result, timings={**result.timings, "queue_wait": wait})
+        fmt = item.request.render
+        if fmt is not None:
+            try:
+                result = dataclasses.replace(result, rendered=draw(item.image, result, pipeline.card.skeleton, fmt))
+            except Exception as exc:
+                self._stats.record_outcome(False)
+                item.fail(as_service_error(exc))
+                return
+        item.resolve(result)
+        self._stats.record_outcome(True)
+
+
+def draw(
+    image: NDArray[np.uint8], result: PoseResult, skeleton: Sequence[tuple[int, int]], fmt: str
+) -> bytes:
+    """``image`` (RGB uint8) with ``result`` drawn (boxes, skeleton, joints), encoded as ``png`` or ``jpeg``."""
+    from ..pipeline.render import encode_jpeg, encode_png, render_poses
+
+    drawn = render_poses(image, result, skeleton)
+    return encode_png(drawn) if fmt == "png" else encode_jpeg(drawn)
 
 
 def as_service_error(exc: Exception) -> PoseServiceError:

@@ -11,7 +11,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -24,12 +24,14 @@ from ... import __version__
 from ...engine.protocol import EngineClient
 from ...errors import PoseServiceError
 from ...observability.metrics import Metrics
-from ...pipeline.card import ModelCard, load_card
 from ...settings import Settings
 from ..auth import KeyChecker
 from . import health, pose
 from .problems import http_error_handler, service_error_handler, validation_error_handler
 from .security import AuthMiddleware, BodyLimitMiddleware
+
+if TYPE_CHECKING:
+    from ...pipeline.card import ModelCard
 
 log = logging.getLogger(__name__)
 
@@ -48,15 +50,13 @@ def create_app(
 
     Args:
         engine: a :class:`EngineClient`, or a :class:`~service.engine.router.ModelRouter` over several.
-        card: the served model card, or the cards in serving order (the first is the default; default: the
-            one named in settings).
+        card: the served model card, or the cards in serving order (the first is the default); ``None``: no
+            card information (``/v1/models`` then lists the engine's models without their card details).
         metrics: Prometheus metrics (default: a fresh :class:`Metrics`).
         grpc_server: an object with ``start()`` / ``stop(grace_s)`` coroutines run by the lifespan
             (:class:`~service.transport.grpc.server.GrpcServer`), or ``None``.
     """
-    if card is None:
-        card = load_card(settings.model.card, settings.model.models_dir)
-    cards: list[ModelCard] = list(card) if isinstance(card, Sequence) else [card]
+    cards: list[ModelCard] = [] if card is None else list(card) if isinstance(card, Sequence) else [card]
     metrics = metrics or Metrics()
 
     @asynccontextmanager
@@ -83,7 +83,6 @@ def create_app(
     app.state.settings = settings
     app.state.engine = engine
     app.state.cards = cards
-    app.state.card = cards[0]
     app.state.metrics = metrics
     app.state.grpc = grpc_server
 
@@ -136,7 +135,8 @@ def create_app(
     app.include_router(health.router)
     app.include_router(pose.router)
 
-    slots: dict[str, Any] = dict(engine.slots) if hasattr(engine, "slots") else {cards[0].name: engine}
+    default_name = cards[0].name if cards else "pose"
+    slots: dict[str, Any] = dict(engine.slots) if hasattr(engine, "slots") else {default_name: engine}
     metrics.register_models([*slots, "detector"])
 
     @app.get("/metrics", tags=["observability"], summary="Prometheus metrics")

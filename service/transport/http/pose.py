@@ -11,7 +11,7 @@ import asyncio
 import json
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from fastapi import APIRouter, Request
@@ -194,12 +194,13 @@ def result_body(result: PoseResult, parsed: ParsedOptions, request_id: str, join
 
 
 async def _submit(
-    request: Request, data: bytes | np.ndarray, parsed: ParsedOptions
+    request: Request, data: bytes | np.ndarray, parsed: ParsedOptions, render: Literal["png", "jpeg"] | None = None
 ) -> tuple[PoseResult, str]:
     engine = request.app.state.engine
     req = PoseRequest(
-        image=data, boxes=parsed.boxes, options=parsed.options, deadline=parsed.deadline, model=parsed.model
-    )
+        image=data, boxes=parsed.boxes, options=parsed.options, deadline=parsed.deadline, model=parsed.model,
+        render=render,
+    )  # fmt: skip
     try:
         return await engine.submit(req), req.request_id
     except PoseServiceError as exc:
@@ -209,7 +210,8 @@ async def _submit(
 
 def _joint_names(request: Request) -> Any:
     """The default card's joint names (results carry their own model's; these are the fallback)."""
-    return _cards(request)[0].joint_names
+    cards = _cards(request)
+    return cards[0].joint_names if cards else ()
 
 
 @router.post(
@@ -277,29 +279,15 @@ async def estimate_batch(request: Request) -> Any:
     summary="Estimate and return the image with boxes and skeletons drawn",
 )
 async def render(request: Request) -> Response:
-    from ...pipeline.image import decode_image
-    from ...pipeline.render import encode_jpeg, encode_png, render_poses
-
     data, parsed = await read_single(request)
-    settings = request.app.state.settings
     fmt = (request.query_params.get("render_format") or "png").lower()
     if fmt not in ("png", "jpeg", "jpg"):
         raise InvalidInput(f"render_format must be png or jpeg, got {fmt!r}")
-    if len(data) > settings.max_image_bytes:
-        from ...errors import PayloadTooLarge
-
-        raise PayloadTooLarge(f"the image is {len(data)} bytes; the limit is {settings.max_image_bytes}")
-    loop = asyncio.get_running_loop()
-    image = await loop.run_in_executor(
-        None,
-        lambda: decode_image(data, honour_exif=settings.honour_exif, max_pixels=settings.max_image_pixels),
-    )
-    result, _ = await _submit(request, image, parsed)
-    card = next((c for c in _cards(request) if c.name == result.model), _cards(request)[0])
-    drawn = await loop.run_in_executor(None, lambda: render_poses(image, result, card.skeleton))
-    if fmt == "png":
-        return Response(await loop.run_in_executor(None, encode_png, drawn), media_type="image/png")
-    return Response(await loop.run_in_executor(None, encode_jpeg, drawn), media_type="image/jpeg")
+    render: Literal["png", "jpeg"] = "png" if fmt == "png" else "jpeg"
+    # the engine decodes (limits first), estimates and draws on the worker that holds the decoded image
+    result, _ = await _submit(request, data, parsed, render=render)
+    assert result.rendered is not None
+    return Response(result.rendered, media_type=f"image/{render}")
 
 
 def _cards(request: Request) -> list[Any]:
@@ -313,7 +301,8 @@ def _infos(request: Request) -> dict[str, Any]:
     if hasattr(engine, "infos"):
         infos: dict[str, Any] = engine.infos()
         return infos
-    return {_cards(request)[0].name: engine.info}
+    cards = _cards(request)
+    return {cards[0].name: engine.info} if cards else {}
 
 
 @router.get("/models", response_model=ModelsResponse, summary="The served model cards")
