@@ -32,7 +32,7 @@ def metrics_hooks(m: Metrics, joints: Sequence[str], model: str) -> EngineHooks:
         timings = results[0].timings  # the batch's stage durations (shared by its images)
         for stage in STAGES:
             if stage in timings:
-                m.stage_duration_seconds.labels(stage=stage).observe(timings[stage])
+                m.stage_duration_seconds.labels(model=model, stage=stage).observe(timings[stage])
         if any(r.boxes_source == "detector" for r in results):
             m.batch_size.labels(model="detector", unit="images").observe(
                 sum(r.boxes_source == "detector" for r in results)
@@ -42,7 +42,7 @@ def metrics_hooks(m: Metrics, joints: Sequence[str], model: str) -> EngineHooks:
                 source=r.boxes_source if r.boxes_source != "none" else "client"
             ).observe(len(r.persons))
             if r.persons:
-                m.observe_keypoint_scores([p.keypoints[:, 2].tolist() for p in r.persons], joint_names)
+                m.observe_keypoint_scores([p.keypoints[:, 2].tolist() for p in r.persons], joint_names, model)
 
     def on_reject(reason: str) -> None:
         label = {
@@ -57,7 +57,7 @@ def metrics_hooks(m: Metrics, joints: Sequence[str], model: str) -> EngineHooks:
         m.worker_restarts_total.inc()
 
     def on_decode(seconds: float) -> None:
-        m.stage_duration_seconds.labels(stage="decode_image").observe(seconds)
+        m.stage_duration_seconds.labels(model=model, stage="decode_image").observe(seconds)
 
     return EngineHooks(
         on_batch=on_batch,

@@ -151,9 +151,10 @@ REQUEST_DURATION: Final = MetricSpec(
 STAGE_DURATION: Final = MetricSpec(
     "posesvc_stage_duration_seconds",
     "histogram",
-    ("stage",),
-    "Wall time in seconds of one pipeline stage for one batch (decode_image and serialize: per request).",
-    {"stage": STAGES},
+    ("model", "stage"),
+    "Wall time in seconds of one pipeline stage for one batch of one model (decode_image and serialize: per "
+    "request).",
+    {"model": MODELS[:1], "stage": STAGES},
     STAGE_BUCKETS_S,
 )
 BATCH_QUEUE_WAIT: Final = MetricSpec(
@@ -200,10 +201,10 @@ PERSONS_PER_IMAGE: Final = MetricSpec(
 KEYPOINT_SCORE: Final = MetricSpec(
     "posesvc_keypoint_score",
     "histogram",
-    ("joint",),
-    "Confidence (0..1) of every returned keypoint, per joint of the served model's keypoint schema (the "
+    ("model", "joint"),
+    "Confidence (0..1) of every returned keypoint, per model and per joint of its keypoint schema (the "
     "17 COCO joint names for COCO cards): a model-quality and input-drift signal.",
-    {},
+    {"model": MODELS[:1]},
     SCORE_BUCKETS,
 )
 STREAM_FRAMES: Final = MetricSpec(
@@ -273,7 +274,7 @@ class Metrics:
 
     Attributes are the prometheus-client metric objects; use them directly, e.g.
     ``m.requests_total.labels(transport="rest", method="estimate", code="200").inc()`` or
-    ``with m.stage_duration_seconds.labels(stage="detect").time(): ...`` (seconds).
+    ``with m.stage_duration_seconds.labels(model="card", stage="detect").time(): ...`` (seconds).
     """
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
@@ -331,15 +332,18 @@ class Metrics:
             decoder=decoder,
         ).set(1)
 
-    def observe_keypoint_scores(self, scores: Iterable[Sequence[float]], joints: Sequence[str]) -> None:
+    def observe_keypoint_scores(
+        self, scores: Iterable[Sequence[float]], joints: Sequence[str], model: str
+    ) -> None:
         """Record the confidences of returned persons.
 
         Args:
             scores: one row per person with the K joint confidences (0..1); shape ``(N, K)``.
             joints: the K joint names (the model's keypoint schema: a bounded label set per served model).
+            model: the model's card name.
                 A row of another length is skipped (an observer never fails the request it observes).
         """
-        children = [self.keypoint_score.labels(joint=j) for j in joints]
+        children = [self.keypoint_score.labels(model=model, joint=j) for j in joints]
         for row in scores:
             if len(row) != len(children):
                 continue

@@ -19,13 +19,13 @@ from service.zoo.keypoints import COCO17, MPII16
 REQUIRED: dict[str, tuple[str, tuple[str, ...]]] = {
     "posesvc_requests_total": ("counter", ("transport", "method", "code")),
     "posesvc_request_duration_seconds": ("histogram", ("transport", "method")),
-    "posesvc_stage_duration_seconds": ("histogram", ("stage",)),
+    "posesvc_stage_duration_seconds": ("histogram", ("model", "stage")),
     "posesvc_batch_queue_wait_seconds": ("histogram", ("model",)),
     "posesvc_batch_size": ("histogram", ("model", "unit")),
     "posesvc_batch_queue_items": ("gauge", ("model",)),
     "posesvc_requests_rejected_total": ("counter", ("reason",)),
     "posesvc_persons_per_image": ("histogram", ("source",)),
-    "posesvc_keypoint_score": ("histogram", ("joint",)),
+    "posesvc_keypoint_score": ("histogram", ("model", "joint")),
     "posesvc_stream_frames_total": ("counter", ("outcome",)),
     "posesvc_active_streams": ("gauge", ()),
     "posesvc_build_info": (
@@ -132,9 +132,9 @@ def test_histograms_count_observations() -> None:
     assert get("posesvc_batch_size_bucket", {**lbl, "le": "128.0"}) == 3.0
     assert get("posesvc_batch_size_bucket", {**lbl, "le": "+Inf"}) == 3.0
 
-    with m.stage_duration_seconds.labels(stage="detect").time():
+    with m.stage_duration_seconds.labels(model="card", stage="detect").time():
         pass
-    assert get("posesvc_stage_duration_seconds_count", {"stage": "detect"}) == 1.0
+    assert get("posesvc_stage_duration_seconds_count", {"model": "card", "stage": "detect"}) == 1.0
 
     m.persons_per_image.labels(source="detector").observe(0)
     assert get("posesvc_persons_per_image_bucket", {"source": "detector", "le": "0.0"}) == 1.0
@@ -160,16 +160,17 @@ def test_buckets_suit_their_ranges() -> None:
 
 def test_keypoint_scores_per_joint() -> None:
     m = Metrics()
-    m.observe_keypoint_scores([[0.95] * 17, [0.05] * 16 + [0.55]], COCO17.joints)
+    m.observe_keypoint_scores([[0.95] * 17, [0.05] * 16 + [0.55]], COCO17.joints, "coco_card")
     get = m.registry.get_sample_value
-    assert get("posesvc_keypoint_score_count", {"joint": "nose"}) == 2.0
-    assert get("posesvc_keypoint_score_bucket", {"joint": "nose", "le": "0.1"}) == 1.0
-    assert get("posesvc_keypoint_score_bucket", {"joint": "right_ankle", "le": "0.5"}) == 0.0
-    assert get("posesvc_keypoint_score_bucket", {"joint": "right_ankle", "le": "0.6"}) == 1.0
+    coco = {"model": "coco_card"}
+    assert get("posesvc_keypoint_score_count", {**coco, "joint": "nose"}) == 2.0
+    assert get("posesvc_keypoint_score_bucket", {**coco, "joint": "nose", "le": "0.1"}) == 1.0
+    assert get("posesvc_keypoint_score_bucket", {**coco, "joint": "right_ankle", "le": "0.5"}) == 0.0
+    assert get("posesvc_keypoint_score_bucket", {**coco, "joint": "right_ankle", "le": "0.6"}) == 1.0
     # another schema's joints are their own labels; a row of the wrong length is skipped, never raised
-    m.observe_keypoint_scores([[0.5] * 16, [0.5] * 3], MPII16.joints)
-    assert get("posesvc_keypoint_score_count", {"joint": "head_top"}) == 1.0
-    assert get("posesvc_keypoint_score_count", {"joint": "nose"}) == 2.0
+    m.observe_keypoint_scores([[0.5] * 16, [0.5] * 3], MPII16.joints, "mpii_card")
+    assert get("posesvc_keypoint_score_count", {"model": "mpii_card", "joint": "head_top"}) == 1.0
+    assert get("posesvc_keypoint_score_count", {**coco, "joint": "nose"}) == 2.0
 
 
 def test_build_info_is_one_and_replaced() -> None:

@@ -162,8 +162,9 @@ def test_models_page_and_metrics_show_both(served: Served, jpeg: bytes) -> None:
     for name in (served.coco, served.mpii):
         assert f'posesvc_model_ready{{model="{name}"}} 1.0' in scrape
         assert f'posesvc_batch_size_count{{model="{name}",unit="images"}}' in scrape
-    assert 'posesvc_keypoint_score_count{joint="head_top"}' in scrape  # MPII joint
-    assert f'posesvc_keypoint_score_count{{joint="{COCO17.joints[0]}"}}' in scrape  # COCO joint
+    # each model's joints under its own name
+    assert f'posesvc_keypoint_score_count{{joint="head_top",model="{served.mpii}"}}' in scrape
+    assert f'posesvc_keypoint_score_count{{joint="{COCO17.joints[0]}",model="{served.coco}"}}' in scrape
 
 
 def test_grpc_list_estimate_stream_and_not_found(served: Served, jpeg: bytes) -> None:

@@ -96,7 +96,8 @@ def test_garbage_upload_no_install_no_network_and_detect_stage(
     assert detected.status_code == 200, detected.text
     body = detected.json()
     assert body["boxes_source"] == "detector" and body["timings_ms"]["detect"] > 0
-    assert 'posesvc_stage_duration_seconds_count{stage="detect"} 1.0' in scrape.text
+    card = base_estimator.card.name
+    assert f'posesvc_stage_duration_seconds_count{{model="{card}",stage="detect"}} 1.0' in scrape.text
 
 
 def test_missing_detector_weights_fail_fast_offline(tmp_path, monkeypatch):

@@ -134,7 +134,7 @@ def test_rest_single_image_and_models(served: Served, coco_jpeg: bytes) -> None:
     assert models["keypoint_schema"] == "mpii16" and len(models["joints"]) == 16
     assert models["skeleton"] == [list(p) for p in MPII16.skeleton]
     scrape = served.call(served.http.get("/metrics")).text
-    assert 'posesvc_keypoint_score_count{joint="head_top"}' in scrape
+    assert 'posesvc_keypoint_score_count{joint="head_top",model="toy_mpii16"}' in scrape
     assert 'joint="nose"' not in scrape  # no COCO joint is invented for an MPII model
 
 

@@ -35,13 +35,13 @@ def val(samples, name, **labels) -> float:
 REQUIRED = {
     "posesvc_requests": ("counter", {"transport", "method", "code"}),
     "posesvc_request_duration_seconds": ("histogram", {"transport", "method"}),
-    "posesvc_stage_duration_seconds": ("histogram", {"stage"}),
+    "posesvc_stage_duration_seconds": ("histogram", {"model", "stage"}),
     "posesvc_batch_queue_wait_seconds": ("histogram", {"model"}),
     "posesvc_batch_size": ("histogram", {"model", "unit"}),
     "posesvc_batch_queue_items": ("gauge", {"model"}),
     "posesvc_requests_rejected": ("counter", {"reason"}),
     "posesvc_persons_per_image": ("histogram", {"source"}),
-    "posesvc_keypoint_score": ("histogram", {"joint"}),
+    "posesvc_keypoint_score": ("histogram", {"model", "joint"}),
     "posesvc_stream_frames": ("counter", {"outcome"}),
     "posesvc_active_streams": ("gauge", set()),
     "posesvc_build_info": (
@@ -103,17 +103,17 @@ def test_metrics_move_with_traffic(server, coco_jpeg):
     assert d("posesvc_stream_frames_total", outcome="processed") == n_frames
     assert val(after, "posesvc_active_streams") == 0  # the stream ended and was freed
     ok = n_rest + n_grpc + n_frames
-    assert d("posesvc_stage_duration_seconds_count", stage="decode_image") == ok  # the junk never decodes
-    assert d("posesvc_stage_duration_seconds_count", stage="serialize") == ok
+    assert d("posesvc_stage_duration_seconds_count", model=CARD, stage="decode_image") == ok  # junk never decodes
+    assert d("posesvc_stage_duration_seconds_count", model=CARD, stage="serialize") == ok
     batches = d("posesvc_batch_size_count", model=CARD, unit="images")
     assert 1 <= batches <= ok and d("posesvc_batch_size_sum", model=CARD, unit="images") == ok
     assert d("posesvc_batch_size_sum", model=CARD, unit="crops") == ok  # one box each
-    assert d("posesvc_stage_duration_seconds_count", stage="pose_forward") == batches
+    assert d("posesvc_stage_duration_seconds_count", model=CARD, stage="pose_forward") == batches
     assert d("posesvc_batch_queue_wait_seconds_count", model=CARD) == ok
     assert d("posesvc_persons_per_image_count", source="client") == ok
     assert d("posesvc_persons_per_image_sum", source="client") == ok
-    assert d("posesvc_keypoint_score_count", joint="nose") == ok
-    assert d("posesvc_keypoint_score_count", joint="right_ankle") == ok
+    assert d("posesvc_keypoint_score_count", model=CARD, joint="nose") == ok
+    assert d("posesvc_keypoint_score_count", model=CARD, joint="right_ankle") == ok
     # gauges
     assert val(after, "posesvc_model_ready", model=CARD) == 1
     assert val(after, "posesvc_batch_queue_items", model=CARD) == 0

@@ -100,7 +100,9 @@ class PoseServicer(pose_pb2_grpc.PoseServiceServicer):  # type: ignore[misc]
         t0 = time.perf_counter()
         out = result_to_proto(result, self.joint_names)
         if self.metrics is not None:
-            self.metrics.stage_duration_seconds.labels(stage="serialize").observe(time.perf_counter() - t0)
+            self.metrics.stage_duration_seconds.labels(model=result.model, stage="serialize").observe(
+                time.perf_counter() - t0
+            )
         return out
 
     async def ListModels(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
@@ -203,7 +205,7 @@ class PoseServicer(pose_pb2_grpc.PoseServiceServicer):  # type: ignore[misc]
                 t0 = time.perf_counter()
                 msg = frame_out_to_proto(out, self.joint_names)
                 if self.metrics is not None and out.result is not None:
-                    self.metrics.stage_duration_seconds.labels(stage="serialize").observe(
+                    self.metrics.stage_duration_seconds.labels(model=out.result.model, stage="serialize").observe(
                         time.perf_counter() - t0
                     )
                 yield msg

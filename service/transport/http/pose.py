@@ -228,7 +228,7 @@ async def estimate(request: Request) -> Any:
     result, rid = await _submit(request, data, parsed)
     t0 = time.perf_counter()
     resp = JSONResponse(result_body(result, parsed, rid, _joint_names(request)))
-    request.app.state.metrics.stage_duration_seconds.labels(stage="serialize").observe(
+    request.app.state.metrics.stage_duration_seconds.labels(model=result.model, stage="serialize").observe(
         time.perf_counter() - t0
     )
     return resp
