@@ -8,7 +8,7 @@ import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from ..codecs import codec_names
 from ..errors import CardError
@@ -48,6 +48,9 @@ class ModelCard:
     padding: float = 1.25
     mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
     std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    #: channel order the network was trained on (``[input] color``): DarkPose's ResNet and Hourglass configs
+    #: feed **BGR** crops (``COLOR_RGB false``) normalised with the RGB-ordered mean/std; HRNet feeds RGB
+    color: Literal["rgb", "bgr"] = "rgb"
     checkpoint: CheckpointInfo = field(default_factory=CheckpointInfo)
     #: inference backend (``[backend] name``; ``torch`` unless the card or the settings say otherwise)
     backend: str = "torch"
@@ -178,6 +181,7 @@ def parse_card(data: dict[str, Any], source: str = "<dict>") -> ModelCard:
             blur_kernel=blur_kernel,
             sigma=float(codec.get("sigma", 2.0)),
             padding=float(geo.get("padding", 1.25)),
+            color=_color(inp.get("color", "rgb"), source),
             mean=tuple(float(v) for v in inp.get("mean", (0.485, 0.456, 0.406))),  # type: ignore[arg-type]
             std=tuple(float(v) for v in inp.get("std", (0.229, 0.224, 0.225))),  # type: ignore[arg-type]
             checkpoint=CheckpointInfo(
@@ -196,6 +200,12 @@ def parse_card(data: dict[str, Any], source: str = "<dict>") -> ModelCard:
         raise
     except (TypeError, ValueError, KeyError) as exc:
         raise CardError(f"model card {source} is malformed: {exc}") from exc
+
+
+def _color(value: object, source: str) -> Literal["rgb", "bgr"]:
+    if value == "rgb" or value == "bgr":
+        return value
+    raise CardError(f"model card {source}: input.color must be rgb or bgr, got {value!r}")
 
 
 def parse_keypoints(kp: dict[str, Any], card_name: str) -> KeypointSchema:

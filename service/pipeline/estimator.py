@@ -195,6 +195,8 @@ class PoseEstimator:
         inv = affine_matrices(center, scale, card.heatmap_size, inv=True, convention=card.convention)
         areas = np.prod(scale * np.float32(200), axis=1).astype(np.float64)
         crops = self.crop_stage.warp(image, fwd, card.input_size)
+        if card.color == "bgr":  # the crop stage warps the RGB image; channel order does not change the warp
+            crops = np.ascontiguousarray(crops[..., ::-1])
         return _Prepared(boxes[:, :4].copy(), boxes[:, 4].copy(), center, scale, inv, areas, crops)
 
     def estimate(

@@ -19,8 +19,14 @@ def test_models_json_lists_every_card_with_its_size(tmp_path, capsys):
     assert main(["models", "--json", "--weights-dir", str(tmp_path)]) == 0
     rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
     assert set(rows) == set(list_cards())
+    #: SimpleBaseline parameters (the official state_dicts, MODEL_ZOO.md; DarkPose README 34.0M/53.0M/68.6M)
+    resnet_params = {50: 33_999_697, 101: 52_991_825, 152: 68_635_473}
     for row in rows.values():
         assert row["dataset"] == "COCO" and row["joints"] == 17 and row["weights"] in ("fetchable", "import manually")
+        if row["architecture"] == "pose_resnet":
+            depth = int(row["name"].split("_")[2])
+            assert row["params"] == resnet_params[depth] and row["gflops"] > 0, row
+            continue
         width = 32 if "w32" in row["name"] else 48
         params_m, gflops = PUBLISHED[(width, tuple(row["input_size"]))]
         assert round(row["params"] / 1e6, 1) == params_m, row
