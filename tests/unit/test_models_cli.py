@@ -28,6 +28,9 @@ def test_models_json_lists_every_card_with_its_size(tmp_path, capsys):
             assert row["params"] == resnet_params[depth] and row["gflops"] > 0, row
             continue
         width = 32 if "w32" in row["name"] else 48
+        if tuple(row["input_size"]) == (96, 128):  # 128x96 rows: the same networks, fewer multiply-adds
+            assert round(row["params"] / 1e6, 1) == {32: 28.5, 48: 63.6}[width] and 0 < row["gflops"] < 10
+            continue
         params_m, gflops = PUBLISHED[(width, tuple(row["input_size"]))]
         assert round(row["params"] / 1e6, 1) == params_m, row
         assert abs(row["gflops"] - gflops) <= 0.05, row

@@ -14,12 +14,9 @@ from service.nets import build_net, load_into
 from service.nets.profile import count_params
 from service.pipeline.card import parse_card
 from service.pipeline.estimator import EstimatorConfig, PoseEstimator
-from service.pipeline.geometry import affine_matrices, apply_affine
 from service.pipeline.image import read_image_file
-from service.pipeline.pipeline import PosePipeline
-from service.schemas import PoseOptions
 
-from .conftest import recipe_state_dict
+from .conftest import check_official_test_path, recipe_state_dict
 
 DEPTHS = {50: 33_999_697, 101: 52_991_825, 152: 68_635_473}  # MODEL_ZOO.md / the official state_dicts
 R50_128x96 = {
@@ -67,37 +64,12 @@ def test_network_output_matches_official(zoo_dir, r50):
 
 def test_e2e_res50_128x96_official_test_path(zoo_dir, r50):
     common = np.load(zoo_dir / "e2e_common.npz")
-    e = np.load(zoo_dir / "e2e_res50_128x96.npz")
-    results_ref = json.loads((zoo_dir / "e2e_res50_128x96_results.json").read_text())
-    card = parse_card(R50_128x96, source="test")
-    est = PoseEstimator(card, r50, trained=True, config=EstimatorConfig(max_batch_crops=64))
-    root = zoo_dir.parent.parent / "data" / "coco_samples"
-    images = [read_image_file(str(root / str(n)), honour_exif=False) for n in common["image_files"]]
+    est = PoseEstimator(parse_card(R50_128x96, source="test"), r50, trained=True,
+                        config=EstimatorConfig(max_batch_crops=64))  # fmt: skip
     # the crops the network sees are the official BGR crops, bit for bit
-    first = est.prepare(images[0], np.array([[*common["boxes_xywh"][0], 1.0]]))
+    image = read_image_file(str(zoo_dir.parent.parent / "data" / "coco_samples" / str(common["image_files"][0])),
+                            honour_exif=False)  # fmt: skip
     assert int(common["image_index"][0]) == 0
+    first = est.prepare(image, np.array([[*common["boxes_xywh"][0], 1.0]]))
     np.testing.assert_array_equal(first.crops[0], common["crops_bgr"][0])
-    boxes = []
-    for i in range(len(images)):
-        sel = np.nonzero(common["image_index"] == i)[0]
-        boxes.append(np.concatenate([common["boxes_xywh"][sel], common["box_scores"][sel, None]], axis=1))
-    out = PosePipeline(est).run(images, boxes, PoseOptions(flip=True))
-    ours = []
-    for i, res in enumerate(out):
-        sel = np.nonzero(common["image_index"] == i)[0]
-        for p in res.persons:
-            ours.append((int(sel[p.box_index]), p))
-    assert [g for g, _ in ours] == e["nms_keep"].tolist()
-    assert len(ours) == len(results_ref)
-    # well-conditioned joints: a clear argmax and a sub-pixel Taylor step (heatmap px, from the official preds)
-    fwd = affine_matrices(common["center"], common["scale"], (24, 32), inv=False)
-    hm_pred = apply_affine(e["preds"].astype(np.float64), fwd)
-    step = np.abs(hm_pred - e["coords_argmax"]).max(-1)
-    wc = (e["argmax_margin"] > 1e-4) & (step <= 1.0)
-    for (g, p), ref in zip(ours, results_ref, strict=True):
-        assert p.score == pytest.approx(ref["score"], abs=1e-4)
-        np.testing.assert_allclose(p.keypoints[:, 2], e["maxvals"][g, :, 0], atol=1e-4, rtol=0)
-        err = np.abs(p.keypoints[:, :2] - e["preds"][g]).max(-1)
-        assert err[wc[g]].max(initial=0.0) <= 5e-3, (g, err[wc[g]].max())
-    assert wc[e["nms_keep"]].mean() > 0.5  # not vacuous: most joints are compared to 5e-3 px (random weights give
-    # large Taylor steps elsewhere, which the README calls round-off sensitive)
+    check_official_test_path(zoo_dir, "res50_128x96", est)
