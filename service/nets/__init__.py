@@ -1,5 +1,6 @@
 """Network families (one module each, registered with :func:`register_net`) and checkpoint loading."""
 
+from . import hourglass as _hourglass  # noqa: F401  (registers "hourglass")
 from . import hrnet as _hrnet  # noqa: F401  (registers "hrnet")
 from . import pose_resnet as _pose_resnet  # noqa: F401  (registers "pose_resnet")
 from ._registry import NetEntry, as_tuple, build_net, get_net, init_seed, list_nets, register_net
