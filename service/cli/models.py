@@ -61,12 +61,12 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    print(f"{'card':34} {'arch':11} {'dataset':9} {'input':8} {'K':>3} {'params':>8} {'GFLOPs':>7} {'AP':>5}  weights")
+    print(f"{'card':36} {'arch':11} {'dataset':9} {'input':8} {'K':>3} {'params':>8} {'GFLOPs':>7} {'AP':>5}  weights")
     for r in rows:
         params = f"{r['params'] / 1e6:.1f}M" if "params" in r else "-"
         gflops = f"{r['gflops']:.1f}" if "gflops" in r else "-"
         ap = f"{r['published_ap']:.1f}" if r["published_ap"] is not None else "-"
         size = f"{r['input_size'][1]}x{r['input_size'][0]}"  # H x W, as the papers write it
-        print(f"{r['name']:34} {r['architecture']:11} {r['dataset']:9} {size:8} {r['joints']:>3} {params:>8} "
+        print(f"{r['name']:36} {r['architecture']:11} {r['dataset']:9} {size:8} {r['joints']:>3} {params:>8} "
               f"{gflops:>7} {ap:>5}  {r['weights']}")  # fmt: skip
     return 0

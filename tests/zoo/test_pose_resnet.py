@@ -45,12 +45,16 @@ def r50(zoo_dir, zoo_seed):
     return net.eval()
 
 
-def test_mmpose_layout_loads_into_the_same_network(zoo_dir, zoo_seed, r50):
+@pytest.mark.parametrize("head", ["head.", "keypoint_head."])  # MMPose 1.x and 0.x (the shipped cards' files)
+def test_mmpose_layout_loads_into_the_same_network(zoo_dir, zoo_seed, r50, head):
     rows = json.loads((zoo_dir / "keys_res50_mmpose1x.json").read_text())
     official = recipe_state_dict([[off, shape] for _mm, shape, off in rows], zoo_seed)
-    mm = {mm_name: official[off] for mm_name, _shape, off in rows}
+    mm = {head + mm_name[len("head.") :] if mm_name.startswith("head.") else mm_name: official[off]
+          for mm_name, _shape, off in rows}  # fmt: skip
+    # the head: 3 deconvs (weight) + 3 BNs (5 entries each) + final_layer (weight, bias) = 20 entries
+    assert sum(k.startswith(head) for k in mm) == 20
     net = build_net("pose_resnet", {"depth": 50})
-    load_into(net, {"state_dict": mm, "meta": {}}["state_dict"], "mmpose")
+    load_into(net, mm, "auto")  # the layout is recognised, then mapped by the family's mmpose filter
     ref = r50.state_dict()
     assert all(torch.equal(v, ref[k]) for k, v in net.state_dict().items())
 
