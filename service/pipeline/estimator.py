@@ -63,8 +63,8 @@ class _Prepared:
 
     boxes: NDArray[np.float64]  # (M, 4)
     box_scores: NDArray[np.float64]  # (M,)
-    center: NDArray[np.float32]  # (M, 2)
-    scale: NDArray[np.float32]  # (M, 2)
+    center: NDArray[np.floating]  # (M, 2) float32 from boxes, float64 from a dataset's centres (MPII)
+    scale: NDArray[np.floating]  # (M, 2)
     inv: NDArray[np.float64]  # (M, 2, 3) heatmap → image
     areas: NDArray[np.float64]  # (M,)
     crops: NDArray[np.uint8]  # (M, H_in, W_in, 3)
@@ -191,13 +191,65 @@ class PoseEstimator:
         """Geometry and crops for one image. ``boxes`` are validated ``(M, 5)``."""
         card = self.card
         center, scale = box_to_center_scale(boxes[:, :4], card.input_size, card.convention, card.padding)
+        return self.prepare_at(image, center, scale, boxes)
+
+    def prepare_at(
+        self,
+        image: NDArray[np.uint8],
+        center: NDArray[np.floating],
+        scale: NDArray[np.floating],
+        boxes: NDArray[np.float64] | None = None,
+    ) -> _Prepared:
+        """Geometry and crops for one image at given crop centres ``(M, 2)`` (image px) and scales ``(M, 2)``
+        (crop size / 200 px, padding included), as a dataset gives them (MPII's annotated centre and scale).
+        float64 centres/scales are used in float64, as the official code does with MPII's."""
+        card = self.card
         fwd = affine_matrices(center, scale, card.input_size, inv=False, convention=card.convention)
         inv = affine_matrices(center, scale, card.heatmap_size, inv=True, convention=card.convention)
-        areas = np.prod(scale * np.float32(200), axis=1).astype(np.float64)
+        areas = np.prod(np.asarray(scale, np.float32) * np.float32(200), axis=1).astype(np.float64)
         crops = self.crop_stage.warp(image, fwd, card.input_size)
         if card.color == "bgr":  # the crop stage warps the RGB image; channel order does not change the warp
             crops = np.ascontiguousarray(crops[..., ::-1])
-        return _Prepared(boxes[:, :4].copy(), boxes[:, 4].copy(), center, scale, inv, areas, crops)
+        if boxes is None:  # the crop's own square in image px, score 1
+            side = np.asarray(scale, np.float64) * 200.0
+            boxes = np.concatenate([np.asarray(center) - side / 2, side, np.ones((len(center), 1))], axis=1)
+        return _Prepared(
+            boxes[:, :4].copy(), boxes[:, 4].copy(), np.asarray(center), np.asarray(scale), inv, areas, crops
+        )
+
+    def keypoints(
+        self, prepared: Sequence[_Prepared], flips: Sequence[bool], stage: dict[str, float] | None = None
+    ) -> NDArray[np.float32]:
+        """Crops of ``prepared`` images → ``(M, K, 3)`` image keypoints ``(x, y, score)`` (0-based px, raw heatmap
+        maxima as scores), one flip flag per image; no rescoring, no NMS. Chunks of ``max_batch_crops``."""
+        stage = stage if stage is not None else {}
+        counts = [len(p.boxes) for p in prepared]
+        total = sum(counts)
+        self.crop_count += total
+        kpts = np.zeros((total, self.card.num_joints, 3), dtype=np.float32)
+        if not total:
+            return kpts
+        flip_of = np.repeat(np.asarray(flips, dtype=bool), counts)
+        crops_np = np.concatenate([p.crops for p in prepared], axis=0)
+        inv = np.concatenate([p.inv for p in prepared], axis=0)
+        coords_all = np.zeros((total, self.card.num_joints, 2), dtype=np.float32)
+        for flip_value in (True, False):
+            idx = np.nonzero(flip_of == flip_value)[0]
+            for start in range(0, len(idx), self.config.max_batch_crops):
+                sel = idx[start : start + self.config.max_batch_crops]
+                tc = time.perf_counter()
+                x = normalise(torch.from_numpy(crops_np[sel]).to(self.device), self.card.mean, self.card.std)
+                stage["crop"] = stage.get("crop", 0.0) + time.perf_counter() - tc
+                hm = self.heatmaps(x, bool(flip_value), stage)
+                td = time.perf_counter()
+                coords, maxvals = self.codec.decode(hm)
+                coords_all[sel] = coords.cpu().numpy()
+                kpts[sel, :, 2] = maxvals.cpu().numpy()
+                stage["keypoint_decode"] = stage.get("keypoint_decode", 0.0) + time.perf_counter() - td
+        td = time.perf_counter()
+        kpts[:, :, :2] = apply_affine(coords_all, inv).astype(np.float32)
+        stage["keypoint_decode"] = stage.get("keypoint_decode", 0.0) + time.perf_counter() - td
+        return kpts
 
     def estimate(
         self,
@@ -228,38 +280,15 @@ class PoseEstimator:
         if any(b is None for b in boxes):
             raise InvalidInput(f"{self.card.name} is a top-down model: every image needs person boxes")
         checked = [
-            validate_boxes(b, (im.shape[1], im.shape[0])) for im, b in zip(images, boxes, strict=True) if b is not None
+            validate_boxes(b, (im.shape[1], im.shape[0]))
+            for im, b in zip(images, boxes, strict=True)
+            if b is not None
         ]
         prepared = [self.prepare(im, b) for im, b in zip(images, checked, strict=True)]
         stage["crop"] = time.perf_counter() - t0
         counts = [len(p.boxes) for p in prepared]
-        total = sum(counts)
-        self.crop_count += total
-        k = self.card.num_joints
-        kpts = np.zeros((total, k, 3), dtype=np.float32)
-        if total:
-            flips = np.repeat([self.config.flip_default if o.flip is None else o.flip for o in opts], counts)
-            crops_np = np.concatenate([p.crops for p in prepared], axis=0)
-            inv = np.concatenate([p.inv for p in prepared], axis=0)
-            coords_all = np.zeros((total, k, 2), dtype=np.float32)
-            for flip_value in (True, False):
-                idx = np.nonzero(flips == flip_value)[0]
-                for start in range(0, len(idx), self.config.max_batch_crops):
-                    sel = idx[start : start + self.config.max_batch_crops]
-                    tc = time.perf_counter()
-                    x = normalise(
-                        torch.from_numpy(crops_np[sel]).to(self.device), self.card.mean, self.card.std
-                    )
-                    stage["crop"] += time.perf_counter() - tc
-                    hm = self.heatmaps(x, bool(flip_value), stage)
-                    td = time.perf_counter()
-                    coords, maxvals = self.codec.decode(hm)
-                    coords_all[sel] = coords.cpu().numpy()
-                    kpts[sel, :, 2] = maxvals.cpu().numpy()
-                    stage["keypoint_decode"] = stage.get("keypoint_decode", 0.0) + time.perf_counter() - td
-            td = time.perf_counter()
-            kpts[:, :, :2] = apply_affine(coords_all, inv).astype(np.float32)
-            stage["keypoint_decode"] = stage.get("keypoint_decode", 0.0) + time.perf_counter() - td
+        flips = [self.config.flip_default if o.flip is None else o.flip for o in opts]
+        kpts = self.keypoints(prepared, flips, stage)
         results = []
         offset = 0
         for im, p, c, o, src in zip(images, prepared, counts, opts, srcs, strict=True):

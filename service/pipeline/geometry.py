@@ -70,15 +70,20 @@ def box_to_center_scale(
 
 
 def _affine_points(
-    center: F32,
-    scale: F32,
+    center: NDArray[np.floating],
+    scale: NDArray[np.floating],
     rot: float,
     output_size: tuple[int, int],
     shift: tuple[float, float],
     convention: Convention,
 ) -> tuple[F32, F32]:
-    """The official three float32 point pairs (src in image px, dst in output px)."""
-    scale_tmp = np.asarray(scale, dtype=np.float32) * np.float32(PIXEL_STD)
+    """The official three float32 point pairs (src in image px, dst in output px).
+
+    Like the official code, the source points are computed in the dtype ``center`` and ``scale`` come in and
+    rounded to float32 once: float32 for COCO boxes (``_xywh2cs`` returns float32), float64 for MPII's
+    annotation centres and scales (``mpii.py::_get_db`` keeps float64).
+    """
+    scale_tmp = _as_float(scale) * PIXEL_STD
     src_w = float(scale_tmp[0])
     dst_w, dst_h = float(output_size[0]), float(output_size[1])
     if convention == "darkpose":
@@ -94,7 +99,7 @@ def _affine_points(
     # get_dir([0, -src_half], rot): (x cos - y sin, x sin + y cos) with x = 0
     src_dir = np.array([0 * cs - (-src_half) * sn, 0 * sn + (-src_half) * cs], dtype=np.float64)
     shift_px = scale_tmp * np.asarray(shift, dtype=np.float32)
-    c = np.asarray(center, dtype=np.float32)
+    c = _as_float(center)
     src = np.zeros((3, 2), dtype=np.float32)
     dst = np.zeros((3, 2), dtype=np.float32)
     src[0] = c + shift_px
@@ -104,6 +109,12 @@ def _affine_points(
     src[2] = _third_point(src[0], src[1])
     dst[2] = _third_point(dst[0], dst[1])
     return src, dst
+
+
+def _as_float(a: NDArray[np.floating]) -> NDArray[np.floating]:
+    """float64 stays float64 (MPII's float64 centres); anything else becomes float32 (COCO's boxes)."""
+    arr = np.asarray(a)
+    return arr if arr.dtype == np.float64 else arr.astype(np.float32)
 
 
 def _third_point(a: F32, b: F32) -> F32:
@@ -120,17 +131,19 @@ def get_affine_transform(
     inv: bool = False,
     convention: Convention = "darkpose",
 ) -> F64:
-    """Official ``get_affine_transform``: 2×3 float64 matrix image → output (or output → image if ``inv``)."""
-    src, dst = _affine_points(
-        np.asarray(center, np.float32), np.asarray(scale, np.float32), rot, output_size, shift, convention
-    )
+    """Official ``get_affine_transform``: 2×3 float64 matrix image → output (or output → image if ``inv``).
+
+    ``center``/``scale`` in float64 are used in float64 (MPII), anything else in float32 (COCO), as the official
+    code does with what its dataset class hands it.
+    """
+    src, dst = _affine_points(_as_float(center), _as_float(scale), rot, output_size, shift, convention)
     m = cv2.getAffineTransform(dst, src) if inv else cv2.getAffineTransform(src, dst)
     return np.asarray(m, dtype=np.float64)
 
 
 def affine_matrices(
-    center: F32,
-    scale: F32,
+    center: NDArray[np.floating],
+    scale: NDArray[np.floating],
     output_size: tuple[int, int],
     inv: bool = False,
     convention: Convention = "darkpose",
