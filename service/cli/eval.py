@@ -6,6 +6,8 @@ Examples::
     posesvc eval --ann person_keypoints_val2017.json --images val2017/ \\
         --det COCO_val2017_detections_AP_H_56_person.json --card hrnet_w32_256x192_darkpose
     posesvc eval --ann ... --images ... --gt-boxes --url grpc://127.0.0.1:50051
+    posesvc eval --ann ... --images ... --gt-boxes --metrics pck,pdj,pcp,auc,epe --card ...
+    posesvc eval --mpii annot/valid.json --mpii-gt annot/gt_valid.mat --images images/ --card ...  (MPII PCKh)
 
 See ``docs/EVAL.md``.
 """
@@ -36,12 +38,25 @@ if TYPE_CHECKING:
 def register(sub: Any) -> None:
     p = sub.add_parser(
         "eval",
-        help="COCO keypoint evaluation (pycocotools) of the pipeline or of a results file",
-        description="COCO keypoint AP with pycocotools COCOeval. Either score --preds, or run the pipeline "
-        "on --images with boxes from --det FILE, --gt-boxes or --detector, in-process or against --url.",
+        help="COCO keypoint AP (pycocotools) or the official MPII PCKh table, of the pipeline or of a results file",
+        description="COCO keypoint AP with pycocotools COCOeval: either score --preds, or run the pipeline "
+        "on --images with boxes from --det FILE, --gt-boxes or --detector, in-process or against --url. "
+        "MPII (--mpii / --mpii-gt): the official lib/dataset/mpii.py test path and PCKh table. --metrics adds "
+        "PCK@0.2 (torso), PDJ, strict PCP, AUC and EPE.",
     )
-    p.add_argument("--ann", type=Path, required=True, help="COCO keypoint annotation file (ground truth)")
-    p.add_argument("--preds", type=Path, help="score this COCO keypoint results file (no model run)")
+    p.add_argument("--ann", type=Path, help="COCO keypoint annotation file (ground truth)")
+    p.add_argument("--mpii", type=Path, help="MPII annotations (annot/valid.json format, 1-based): evaluate on MPII")
+    p.add_argument("--mpii-gt", type=Path, help="MPII ground truth (gt_valid.mat format) for the official PCKh table")
+    p.add_argument(
+        "--metrics",
+        help="also compute these single-person metrics, comma-separated: pck (PCK@0.2 of the torso), pdj, pcp "
+        "(strict PCP@0.5), auc, epe; COCO: needs --gt-boxes, in-process (every box kept: no OKS-NMS)",
+    )
+    p.add_argument(
+        "--preds",
+        type=Path,
+        help="score this results file, no model run: COCO results JSON, or with --mpii-gt the official pred.mat",
+    )
     p.add_argument("--images", type=Path, help="image folder (file_name of the annotation file)")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--det", type=Path, help="person detection results JSON (e.g. the AP_H 56 file)")
@@ -97,7 +112,23 @@ def _print(report: EvalReport, as_json: bool) -> None:
         sys.stdout.write("\n")
         return
     print(format_stats(report.stats))
+    if "metrics" in report.extra:
+        from ..evaluation.keypoint_metrics import format_metrics
+
+        print(format_metrics(report.extra["metrics"]))
+        print("(every ground-truth box kept: AP above is without OKS-NMS)")
     print(f"({len(report.image_ids)} images, {report.num_results} results)")
+
+
+def _single_person_metrics(coco: Any, ids: list[int], results: Any, names: list[str], card: Any) -> dict[str, Any]:
+    from ..evaluation import keypoint_metrics as km
+    from ..evaluation.coco import ground_truth_keypoints, paired_keypoints
+
+    try:
+        pred, gt, vis = paired_keypoints(results, ground_truth_keypoints(coco, ids))
+    except ValueError as exc:
+        raise InvalidInput(str(exc)) from None
+    return km.compute(km.make_keypoint_set(pred, gt, vis, card.keypoints), names)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -115,8 +146,17 @@ def run(args: argparse.Namespace) -> int:
     )
     from ..schemas import PoseOptions
 
+    if args.mpii is not None or args.mpii_gt is not None:
+        from . import eval_mpii
+
+        return eval_mpii.run(args)
+    if args.ann is None:
+        raise InvalidInput("--ann ANNOTATIONS.json is required (or --mpii / --mpii-gt for MPII)")
     if args.timeout <= 0:
         raise InvalidInput("--timeout must be a positive number of seconds")
+    metric_names = [m.strip() for m in (args.metrics or "").split(",") if m.strip()]
+    if metric_names and (args.preds is not None or not args.gt_boxes or args.url):
+        raise InvalidInput("--metrics on COCO pairs each ground-truth person with its box: use --gt-boxes, in-process")
     for f in (args.ann, args.preds, args.det):
         if f is not None and not f.is_file():
             raise InvalidInput(f"no such file: {f}")
@@ -140,7 +180,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         boxes = None
         source = "detector"
-    options = PoseOptions(flip=not args.no_flip)
+    # the single-person metrics pair every ground-truth box with its prediction: keep every box
+    options = PoseOptions(flip=not args.no_flip, oks_nms=not metric_names)
     client = None
     if args.url:
         from ..client import connect
@@ -173,7 +214,9 @@ def run(args: argparse.Namespace) -> int:
     out = write_results(args.out or default_output_dir("eval") / "keypoints_results.json", entries)
     stats = evaluate_results(coco, entries, ids)
     report = EvalReport(stats, ids, len(entries), out, seconds, len(entries) / max(seconds, 1e-9))
-    report.extra = {"boxes": source, "flip": not args.no_flip, **model}
+    report.extra = {"boxes": source, "flip": not args.no_flip, "oks_nms": not metric_names, **model}
+    if metric_names:
+        report.extra["metrics"] = _single_person_metrics(coco, ids, results, metric_names, card)
     stats_file = out.with_suffix(".stats.json")
     stats_file.write_text(json.dumps(report.to_dict(), indent=2))
     print(f"wrote {out} and {stats_file} ({seconds:.1f} s)", file=sys.stderr)

@@ -37,6 +37,7 @@ def describe(card: Any, weights_dir: Path, size: bool) -> dict[str, Any]:
         "codec": card.codec,
         "backend": card.backend,
         "published_ap": card.published_ap,
+        "published_metrics": dict(card.published_metrics),
         "weights": "cached" if cached else ("fetchable" if card.checkpoint.url else "import manually"),
     }
     if size:
@@ -61,12 +62,14 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    print(f"{'card':36} {'arch':11} {'dataset':9} {'input':8} {'K':>3} {'params':>8} {'GFLOPs':>7} {'AP':>5}  weights")
+    print(f"{'card':36} {'arch':11} {'dataset':9} {'input':8} {'K':>3} {'params':>8} {'GFLOPs':>7} {'AP/PCKh':>7}  weights")
     for r in rows:
         params = f"{r['params'] / 1e6:.1f}M" if "params" in r else "-"
         gflops = f"{r['gflops']:.1f}" if "gflops" in r else "-"
-        ap = f"{r['published_ap']:.1f}" if r["published_ap"] is not None else "-"
+        pub = r["published_metrics"]
+        value = r["published_ap"] if r["published_ap"] is not None else pub.get("mpii_val_pckh")
+        ap = f"{value:.1f}" if value is not None else "-"
         size = f"{r['input_size'][1]}x{r['input_size'][0]}"  # H x W, as the papers write it
         print(f"{r['name']:36} {r['architecture']:11} {r['dataset']:9} {size:8} {r['joints']:>3} {params:>8} "
-              f"{gflops:>7} {ap:>5}  {r['weights']}")  # fmt: skip
+              f"{gflops:>7} {ap:>7}  {r['weights']}")  # fmt: skip
     return 0

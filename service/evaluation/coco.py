@@ -94,18 +94,53 @@ def select_image_ids(
     return ids[:limit] if limit is not None else ids
 
 
+def _gt_persons(coco: Any, img_id: int) -> list[dict[str, Any]]:
+    """The official ``use_gt_bbox`` selection: non-crowd persons of positive size with a labelled keypoint."""
+    return [
+        a
+        for a in coco.loadAnns(coco.getAnnIds(imgIds=[img_id], catIds=[1], iscrowd=False))
+        if a["bbox"][2] > 0 and a["bbox"][3] > 0 and max(a.get("keypoints") or [0]) > 0
+    ]
+
+
 def ground_truth_boxes(coco: Any, image_ids: Iterable[int]) -> dict[int, Boxes]:
     """Per image, the ground-truth person boxes ``(M, 5)`` (score 1): non-crowd, positive size, and at least
     one labelled keypoint (the official HRNet/DarkPose ``use_gt_bbox`` selection)."""
     out: dict[int, Boxes] = {}
     for img_id in image_ids:
-        rows = []
-        for a in coco.loadAnns(coco.getAnnIds(imgIds=[img_id], catIds=[1], iscrowd=False)):
-            x, y, w, h = (float(v) for v in a["bbox"])
-            if w > 0 and h > 0 and max(a.get("keypoints") or [0]) > 0:
-                rows.append([x, y, w, h, 1.0])
+        rows = [[*(float(v) for v in a["bbox"]), 1.0] for a in _gt_persons(coco, img_id)]
         out[img_id] = np.asarray(rows, dtype=np.float64).reshape(-1, 5)
     return out
+
+
+def ground_truth_keypoints(coco: Any, image_ids: Iterable[int]) -> dict[int, NDArray[np.float64]]:
+    """Per image, the keypoints ``(M, K, 3)`` ``(x, y, v)`` of the persons :func:`ground_truth_boxes` selects,
+    in the same order (row ``m`` belongs to box ``m``)."""
+    out: dict[int, NDArray[np.float64]] = {}
+    for img_id in image_ids:
+        rows = [np.asarray(a["keypoints"], dtype=np.float64).reshape(-1, 3) for a in _gt_persons(coco, img_id)]
+        out[img_id] = np.stack(rows) if rows else np.zeros((0, 0, 3))
+    return out
+
+
+def paired_keypoints(
+    results: Mapping[int, PoseResult], gt: Mapping[int, NDArray[np.float64]]
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.bool_]]:
+    """Pair each ground-truth person with the prediction made from its box (``Person.box_index``; the run
+    must keep every box: no OKS-NMS, no score floor). Returns ``pred (N, K, 2)``, ``gt (N, K, 2)`` and the
+    annotated mask ``(N, K)`` (``v > 0``). A person without its prediction is an error."""
+    preds, gts = [], []
+    for img_id, g in gt.items():
+        by_box = {p.box_index: p for p in results[img_id].persons}
+        for m in range(len(g)):
+            if m not in by_box:
+                raise ValueError(f"image {img_id}: no prediction for ground-truth person {m}")
+            preds.append(np.asarray(by_box[m].keypoints, np.float64)[:, :2])
+            gts.append(g[m])
+    if not gts:
+        raise ValueError("no annotated person to score")
+    g_all = np.stack(gts)
+    return np.stack(preds), g_all[:, :, :2], g_all[:, :, 2] > 0
 
 
 def detection_boxes(

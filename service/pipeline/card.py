@@ -56,6 +56,8 @@ class ModelCard:
     backend: str = "torch"
     published_ap: float | None = None
     published_ap_note: str = ""
+    #: every number of the card's ``[metrics]`` (``coco_val2017_ap``, ``mpii_val_pckh``, ``mpii_val_pckh_at_01``)
+    published_metrics: dict[str, float] = field(default_factory=dict)
     source: str = ""
 
     # The schema's fields, read everywhere a card is at hand (one definition per schema).
@@ -194,6 +196,9 @@ def parse_card(data: dict[str, Any], source: str = "<dict>") -> ModelCard:
             backend=backend,
             published_ap=float(metrics["coco_val2017_ap"]) if "coco_val2017_ap" in metrics else None,
             published_ap_note=str(metrics.get("note", "")),
+            published_metrics={
+                str(k): float(v) for k, v in metrics.items() if isinstance(v, int | float) and not isinstance(v, bool)
+            },
             source=source,
         )
     except CardError:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from service.evaluation import (
@@ -85,3 +86,36 @@ def test_eval_input_errors(cli, samples, tmp_path, capsys):
     assert "--det FILE, --gt-boxes or --detector" in capsys.readouterr().err
     assert cli(["eval", "--ann", ann, "--preds", str(tmp_path / "missing.json")]) == 2
     assert cli(["eval", "--ann", ann, "--gt-boxes", "--images", str(samples), "--image-ids", "1"]) == 2
+
+
+def test_single_person_metrics_on_ground_truth_boxes(cli, samples, small_card_path, small_weights, tmp_path):
+    """``--metrics`` pairs every ground-truth person with the prediction from its own box (no OKS-NMS), and
+    computes on exactly those pairs what :mod:`service.evaluation.keypoint_metrics` gives for them."""
+    from service.evaluation import keypoint_metrics as km
+    from service.evaluation.coco import ground_truth_keypoints, load_coco
+    from service.zoo.keypoints import COCO17
+
+    out = tmp_path / "r.json"
+    assert cli(["eval", "--ann", str(samples / "test_coco.json"), "--images", str(samples), "--gt-boxes",
+                "--image-ids", "40083", "--card", str(small_card_path), "--weights", str(small_weights),
+                "--no-progress", "--out", str(out), "--metrics", "pck,pdj,pcp,auc,epe"]) == 0  # fmt: skip
+    report = json.loads(out.with_suffix(".stats.json").read_text())
+    assert report["oks_nms"] is False and set(report["metrics"]) == set(km.METRICS)
+    gt = ground_truth_keypoints(load_coco(samples / "test_coco.json"), [40083])[40083]
+    entries = json.loads(out.read_text())
+    assert len(entries) == len(gt) == 2
+    # results are in score order, which need not be the boxes' order: the reported EPE is one of the two pairings
+    candidates = [entries, entries[::-1]]
+    epes = []
+    for order in candidates:
+        pred = np.stack([np.asarray(e["keypoints"]).reshape(17, 3)[:, :2] for e in order])
+        epes.append(km.epe(km.make_keypoint_set(pred, gt[:, :, :2], gt[:, :, 2] > 0, COCO17)))
+    assert min(abs(report["metrics"]["epe"] - v) for v in epes) < 1e-3
+
+
+def test_metrics_need_ground_truth_boxes(cli, samples, capsys):
+    ann = str(samples / "test_coco.json")
+    assert cli(["eval", "--ann", ann, "--images", str(samples), "--det", ann, "--metrics", "pck"]) == 2
+    assert "--gt-boxes" in capsys.readouterr().err
+    assert cli(["eval", "--images", str(samples), "--gt-boxes"]) == 2
+    assert "--ann" in capsys.readouterr().err

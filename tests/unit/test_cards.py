@@ -6,7 +6,7 @@ import pytest
 
 from service.errors import CardError
 from service.pipeline.card import list_cards, load_card, parse_card
-from service.zoo.keypoints import COCO17
+from service.zoo.keypoints import COCO17, MPII16
 
 
 def test_shipped_cards():
@@ -16,16 +16,23 @@ def test_shipped_cards():
         assert required in names
     for name in names:
         c = load_card(name)
-        assert c.joint_names == COCO17.joints
+        mpii = "_mpii_" in name
+        assert c.keypoints is (MPII16 if mpii else COCO17)
         assert c.input_size[0] == 4 * c.heatmap_size[0] and c.input_size[1] == 4 * c.heatmap_size[1]
-        assert c.published_ap is not None
+        if mpii:
+            assert c.published_ap is None and c.published_metrics["mpii_val_pckh"] > 90
+        else:
+            assert c.published_ap is not None and c.published_metrics["coco_val2017_ap"] == c.published_ap
         assert c.checkpoint.url or c.checkpoint.how_to_get
         if c.checkpoint.format == "mmpose":
             assert c.convention == "hrnet" and c.flip_shift
             assert c.checkpoint.sha256 and c.checkpoint.sha256 in c.checkpoint.url
         else:
             assert c.convention == "darkpose" and not c.flip_shift
-        assert c.flip_permutation[1] == 2 and c.flip_permutation[0] == 0
+        if mpii:  # r_ankle <-> l_ankle, pelvis stays
+            assert c.flip_permutation[0] == 5 and c.flip_permutation[6] == 6
+        else:
+            assert c.flip_permutation[1] == 2 and c.flip_permutation[0] == 0
 
 
 def test_card_from_path(small_card_path):
