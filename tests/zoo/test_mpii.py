@@ -162,3 +162,41 @@ def test_eval_cli_mpii_test_path(tmp_path: Path, zoo_dir: Path, geometry, data_d
     direct = predict_records(est, load_mpii_records(ann), images)
     np.testing.assert_allclose(preds, direct, atol=1e-3, rtol=0)
     assert preds.shape == (3, 16, 2) and np.isfinite(preds).all()
+
+
+@pytest.mark.parametrize(
+    "card_name, keys_file",
+    [("hrnet_w32_256x256_mpii_darkpose", "keys_w32.json"), ("hrnet_w32_256x256_mpii_mmpose_dark", "keys_w32.json"),
+     ("hrnet_w48_256x256_mpii_mmpose_dark", "keys_w48.json")],
+)  # fmt: skip
+def test_mpii_cards_load_their_checkpoint_layout_strictly(card_name, keys_file, zoo_dir, fixtures_dir, zoo_seed,
+                                                          tmp_path):  # fmt: skip
+    """The official HRNet key list with a 16-joint final layer (MODEL_ZOO.md: 28,536,080 parameters for W32),
+    in the card's checkpoint format (DarkPose: bare keys; MMPose 0.x: ``backbone.`` / ``keypoint_head.`` in a
+    ``state_dict``), loads strictly into the card's network and gives it exactly those weights."""
+    import torch
+
+    from service.nets import build_net, load_checkpoint_file
+
+    from .conftest import recipe_state_dict
+
+    source = zoo_dir if (zoo_dir / keys_file).is_file() else fixtures_dir
+    keys = json.loads((source / keys_file).read_text())
+    keys = [[n, [16, *s[1:]] if n.startswith("final_layer.") else s] for n, s, *_ in keys]
+    sd = recipe_state_dict(keys, zoo_seed, nd_scale=0.5)
+    card = load_card(card_name)
+    if card.checkpoint.format == "mmpose":
+        blob = {"meta": {"mmpose_version": "0.x"},
+                "state_dict": {("keypoint_head." if k.startswith("final_layer.") else "backbone.") + k: v
+                               for k, v in sd.items()}}  # fmt: skip
+    else:
+        blob = sd
+    path = tmp_path / "w.pth"
+    torch.save(blob, path)
+    net = build_net(card.architecture, card.arch_params)
+    load_checkpoint_file(net, path, card.checkpoint.format)
+    got = net.state_dict()
+    assert list(got) == [k for k, _ in keys]
+    assert all(torch.equal(got[k], v) for k, v in sd.items())
+    if "w32" in card_name:
+        assert sum(v.numel() for k, v in got.items() if "num_batches" not in k and "running" not in k) == 28_536_080
