@@ -105,3 +105,10 @@ class CardError(PoseServiceError):
     """A model card is missing or malformed."""
 
     code = "card_error"
+
+
+class BackendError(PoseServiceError):
+    """The inference backend asked for cannot run here (not installed, no suitable device, or it failed its
+    start-up check against torch); the message names it and the fix."""
+
+    code = "backend_unavailable"

@@ -29,6 +29,11 @@ class ModelSettings(BaseModel):
     models_dir: Path | None = Field(
         None, description="directory of model cards (default: the repo's models/)"
     )
+    backend: Literal["auto", "torch", "onnxruntime", "openvino", "tensorrt"] | None = Field(
+        None,
+        description="inference backend for every served model (default: each card's [backend], which is "
+        "auto: ONNX Runtime on CPU, TensorRT on CUDA when installed and checked against torch, else torch)",
+    )
 
 
     def served_cards(self) -> list[str]:
@@ -82,6 +87,16 @@ class Settings(BaseSettings):
         "auto", description="auto = fp16 on CUDA, fp32 on CPU; bf16 autocast is optional on CPU"
     )
     channels_last: bool = False
+    cpu_threads: int | None = Field(
+        None, ge=1, description="intra-op CPU threads per backend (default: the cgroup CPU quota / affinity)"
+    )
+    torch_compile: bool = Field(
+        False, description="CUDA, torch backend: torch.compile (reduce-overhead: CUDA graphs) on fixed batch buckets"
+    )
+    crop: Literal["auto", "opencv", "device"] = Field(
+        "auto", description="crop warps: OpenCV on the CPU (the reference), or on the device (affine grid "
+        "sampling on CUDA); auto = device on CUDA, OpenCV on CPU",
+    )
     flip_test: bool = True
     max_offset: float | None = Field(
         None, gt=0, description="optional DARK safeguard (heatmap px); off = official"

@@ -96,3 +96,13 @@ def small_estimator(small_card, small_weights):
 @pytest.fixture(scope="session")
 def crop_cases(fixtures_dir: Path):
     return np.load(fixtures_dir / "crop_cases.npz")
+
+
+@pytest.fixture
+def small_net_fresh(small_card, small_weights):
+    """A new copy of the small official model (tests may change its weights)."""
+    from service.nets import build_net, load_checkpoint_file
+
+    net = build_net(small_card.architecture, small_card.arch_params).eval()
+    load_checkpoint_file(net, small_weights)
+    return net

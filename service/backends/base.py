@@ -15,6 +15,8 @@ from typing import Literal, Protocol, runtime_checkable
 import torch
 from torch import Tensor, nn
 
+from .export import ExportSpec
+
 Precision = Literal["fp32", "bf16", "fp16"]
 
 
@@ -23,12 +25,26 @@ class BackendOptions:
     """How to run the forward.
 
     Attributes:
-        precision: ``fp32``; ``bf16`` autocast (CPU or CUDA); ``fp16`` autocast (CUDA only).
+        precision: ``fp32``; ``bf16`` autocast (CPU or CUDA); ``fp16`` autocast (CUDA only; TensorRT builds
+            an fp16 engine).
         channels_last: NHWC memory format (torch).
+        threads: intra-op CPU threads (``None``: the budget of :func:`~service.backends.threads.cpu_thread_budget`).
+        export: what exporting backends (ONNX Runtime, OpenVINO, TensorRT) need: the model's name, cache key
+            and input size, the export cache folder (``None``: they cannot run).
+        compile: torch on CUDA: ``torch.compile`` (``reduce-overhead``: CUDA graphs) with batches padded to
+            fixed buckets.
     """
 
     precision: Precision = "fp32"
     channels_last: bool = False
+    threads: int | None = None
+    export: ExportSpec | None = None
+    compile: bool = False
+
+
+class BackendUnavailable(RuntimeError):
+    """A backend cannot run here (not installed, no suitable device, failed its start-up check); the message
+    names the backend and the fix."""
 
 
 @runtime_checkable
@@ -50,7 +66,12 @@ BackendLoader = Callable[[nn.Module, torch.device, BackendOptions], Backend]
 
 _BACKENDS: dict[str, BackendLoader] = {}
 #: backends that live in their own module, imported on first use
-_LAZY: dict[str, str] = {"torch": "service.backends.torch_eager"}
+_LAZY: dict[str, str] = {
+    "torch": "service.backends.torch_eager",
+    "onnxruntime": "service.backends.onnxrt",
+    "tensorrt": "service.backends.onnxrt",
+    "openvino": "service.backends.openvino",
+}
 
 
 def register_backend(name: str) -> Callable[[BackendLoader], BackendLoader]:

@@ -1,4 +1,6 @@
-"""Eager PyTorch: the reference backend (the official code's numerics), on any torch device."""
+"""Eager PyTorch: the reference backend (the official code's numerics), on any torch device; on CUDA optionally
+``torch.compile`` (``reduce-overhead``: CUDA graphs) with batches padded to fixed buckets, so every shape the
+engine sends was compiled once at warm-up."""
 
 from __future__ import annotations
 
@@ -9,7 +11,11 @@ import torch
 from torch import Tensor, nn
 
 from ..nets._registry import as_tuple, entry_of
-from .base import BackendOptions, register_backend
+from .base import BackendOptions, BackendUnavailable, register_backend
+from .threads import apply_torch_threads, cpu_thread_budget
+
+#: batch sizes compiled once each when ``compile`` is on; a batch is padded up to the next one
+BUCKETS: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64, 128)
 
 
 class TorchBackend:
@@ -31,6 +37,15 @@ class TorchBackend:
             self.net = self.net.to(memory_format=torch.channels_last)
         entry = entry_of(net)
         self._outputs = entry.outputs if entry is not None else as_tuple
+        self.threads = 0
+        if device.type == "cpu":
+            self.threads = options.threads or cpu_thread_budget()
+            apply_torch_threads(self.threads)
+        self._module: Any = self.net
+        if options.compile:
+            if device.type != "cuda":
+                raise BackendUnavailable("torch compile (CUDA graphs) needs a CUDA device")
+            self._module = torch.compile(self.net, mode="reduce-overhead", dynamic=False)
 
     def _autocast(self) -> AbstractContextManager[Any]:
         p = self.options.precision
@@ -41,11 +56,16 @@ class TorchBackend:
 
     def forward(self, x: Tensor) -> tuple[Tensor, ...]:
         """``(B, 3, H_in, W_in)`` normalised float32 → the family's outputs, float32."""
+        n = x.shape[0]
+        if self.options.compile:  # pad to the bucket: one compiled graph per bucket, none per odd size
+            bucket = next((b for b in BUCKETS if b >= n), n)
+            if bucket > n:
+                x = torch.cat([x, x.new_zeros((bucket - n, *x.shape[1:]))])
         if self.options.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with torch.inference_mode(), self._autocast():
-            out = self._outputs(self.net(x))
-        return tuple(t.float() for t in out)
+            out = self._outputs(self._module(x))
+        return tuple(t[:n].float() for t in out)
 
 
 @register_backend("torch")

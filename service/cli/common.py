@@ -33,6 +33,12 @@ def add_model_args(p: argparse.ArgumentParser | argparse._ArgumentGroup, *, seve
     p.add_argument("--weights", type=Path, help="checkpoint file (default: the weights cache)")
     p.add_argument("--device", help="auto | cpu | cuda | cuda:N")
     p.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"])
+    p.add_argument(
+        "--backend",
+        choices=["auto", "torch", "onnxruntime", "openvino", "tensorrt"],
+        help="inference backend (default: the card's, auto: ONNX Runtime on CPU / TensorRT on CUDA when "
+        "installed and checked against torch, else torch; also POSESVC_MODEL__BACKEND)",
+    )
     p.add_argument("--allow-untrained", action="store_true", default=None, help=UNTRAINED_HELP)
 
 
@@ -58,6 +64,8 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         model_upd["card"] = card
     if getattr(args, "weights", None):
         model_upd["weights"] = args.weights
+    if getattr(args, "backend", None):
+        model_upd["backend"] = args.backend
     if model_upd:
         s = s.model_copy(update={"model": s.model.model_copy(update=model_upd)})
     return s

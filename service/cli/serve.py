@@ -67,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
     import uvicorn
 
     from ..engine import PoseEngine
+    from ..engine.engine import backend_of
     from ..engine.factory import DetectorPool, SettingsPipelineFactory
     from ..engine.metrics import metrics_hooks
     from ..engine.router import ModelRouter
@@ -94,13 +95,17 @@ def run(args: argparse.Namespace) -> int:
     detectors = DetectorPool(s, fallback_untrained=s.allow_untrained)  # one detector, shared by every model
     metrics = Metrics()
     slots: dict[str, PoseEngine] = {}
+    backends: list[str] = []
     for c in cards:
         factory = SettingsPipelineFactory(
             s, c, allow_untrained=s.allow_untrained, detector=not args.no_detector, detectors=detectors
         )
         if factory.weights is None:
             log.warning("%s", untrained_warning(c))
-        factory.preload(devices[0])  # load weights and detector now: fail before binding the port
+        pipe = factory.preload(devices[0])  # load weights and detector now: fail before binding the port
+        backends.append(backend_of(pipe.estimator))
+        note = str(getattr(pipe.estimator, "backend_note", ""))
+        log.info("model %s serves through %s%s", c.name, backends[-1], f" ({note})" if note else "")
         slots[c.name] = PoseEngine.from_settings(
             s, factory, hooks=metrics_hooks(metrics, c.joint_names, c.name)
         )
@@ -121,6 +126,7 @@ def run(args: argparse.Namespace) -> int:
         precision=s.precision_for(devices[0]),
         flip_test=s.flip_test,
         decoder=card.codec,
+        backend=",".join(backends),
     )
     app = create_app(s, engine, card=cards, metrics=metrics, grpc_server=grpc_server)
     config = uvicorn.Config(

@@ -99,6 +99,14 @@ class ModelInfo:
     detector_trained: bool | None
     #: the model needs person boxes (top-down): without a detector, requests must carry them
     needs_boxes: bool = True
+    #: the inference backend serving it (``torch``, ``onnxruntime``, ...) and why, when ``auto`` fell back
+    backend: str = "torch"
+    backend_note: str = ""
+
+
+def backend_of(estimator: object) -> str:
+    """The name of the backend an estimator runs on (``torch`` for one without a backend attribute)."""
+    return str(getattr(getattr(estimator, "backend", None), "name", "torch"))
 
 
 class PoseEngine:
@@ -372,6 +380,8 @@ class PoseEngine:
                 None if det is None else det.name,
                 None if det is None else det.trained,
                 pipe.estimator.needs_boxes,
+                backend_of(pipe.estimator),
+                str(getattr(pipe.estimator, "backend_note", "")),
             )
         self._ever_ready.set()
 

@@ -15,6 +15,7 @@ from numpy.typing import NDArray
 
 from ..errors import WeightsError
 from ..pipeline.card import ModelCard
+from ..pipeline.crop import TorchCrop
 from ..pipeline.detector import DetectorConfig, YoloPersonDetector
 from ..pipeline.estimator import EstimatorConfig, PoseEstimator
 from ..pipeline.pipeline import PosePipeline
@@ -50,9 +51,15 @@ def pose_weights(s: Settings, card: ModelCard, *, allow_untrained: bool) -> Path
 def build_estimator(
     s: Settings, card: ModelCard, device: str, weights: Path | None, *, allow_untrained: bool
 ) -> PoseEstimator:
-    """The card's net with ``weights`` (strict, weights-only load) on ``device``."""
+    """The card's net with ``weights`` (strict, weights-only load) on ``device``, through the configured
+    backend (``model.backend``, else the card's), crops per ``crop``."""
     cfg = estimator_config(s, device)
-    return PoseEstimator.from_card(card, weights, device=device, config=cfg, allow_untrained=allow_untrained)
+    use_device_crops = s.crop == "device" or (s.crop == "auto" and device.startswith("cuda"))
+    return PoseEstimator.from_card(
+        card, weights, device=device, config=cfg, allow_untrained=allow_untrained,
+        backend=s.model.backend or card.backend, threads=s.cpu_threads, export_dir=s.weights_dir / "exports",
+        compile=s.torch_compile, crop_stage=TorchCrop(device) if use_device_crops else None,
+    )  # fmt: skip
 
 
 def build_detector(

@@ -224,7 +224,7 @@ ACTIVE_STREAMS: Final = MetricSpec(
 BUILD_INFO: Final = MetricSpec(
     "posesvc_build_info",
     "gauge",
-    ("version", "pose_model", "detector", "device", "precision", "flip_test", "decoder"),
+    ("version", "pose_model", "detector", "device", "precision", "flip_test", "decoder", "backend"),
     "Constant 1; the labels describe the running build and model configuration.",
     {"flip_test": ("true", "false")},
 )
@@ -319,6 +319,7 @@ class Metrics:
         precision: str,
         flip_test: bool,
         decoder: str,
+        backend: str = "torch",
     ) -> None:
         """Publish ``posesvc_build_info{...} 1``, replacing any earlier label set."""
         self.build_info.clear()
@@ -330,6 +331,7 @@ class Metrics:
             precision=precision,
             flip_test="true" if flip_test else "false",
             decoder=decoder,
+            backend=backend,
         ).set(1)
 
     def observe_keypoint_scores(

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from ..backends.select import CHOICES as BACKEND_CHOICES
 from ..codecs import codec_names
 from ..errors import CardError
 from ..nets import get_net
@@ -52,8 +53,9 @@ class ModelCard:
     #: feed **BGR** crops (``COLOR_RGB false``) normalised with the RGB-ordered mean/std; HRNet feeds RGB
     color: Literal["rgb", "bgr"] = "rgb"
     checkpoint: CheckpointInfo = field(default_factory=CheckpointInfo)
-    #: inference backend (``[backend] name``; ``torch`` unless the card or the settings say otherwise)
-    backend: str = "torch"
+    #: inference backend (``[backend] name``: ``auto`` unless the card pins one; ``POSESVC_MODEL__BACKEND``
+    #: overrides it for every card)
+    backend: str = "auto"
     published_ap: float | None = None
     published_ap_note: str = ""
     #: every number of the card's ``[metrics]`` (``coco_val2017_ap``, ``mpii_val_pckh``, ``mpii_val_pckh_at_01``)
@@ -133,7 +135,9 @@ def parse_card(data: dict[str, Any], source: str = "<dict>") -> ModelCard:
         codec = dict(_req(data, "codec", source))
         kp = dict(data.get("keypoints", {}))
         ckpt = dict(data.get("checkpoint", {}))
-        backend = str(dict(data.get("backend", {})).get("name", "torch"))
+        backend = str(dict(data.get("backend", {})).get("name", "auto"))
+        if backend not in BACKEND_CHOICES:
+            raise CardError(f"model card {source}: backend.name must be one of {BACKEND_CHOICES}, got {backend!r}")
         metrics = dict(data.get("metrics", {}))
         convention = geo.get("convention", "darkpose")
         if convention not in CONVENTIONS:

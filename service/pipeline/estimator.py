@@ -7,6 +7,7 @@ and run in chunks of ``max_batch_crops``.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,9 +19,10 @@ import torch
 from numpy.typing import NDArray
 from torch import Tensor, nn
 
-from ..backends import Backend, BackendOptions, load_backend
+from ..backends import Backend, BackendOptions, BackendUnavailable, ExportSpec, load_backend
+from ..backends.select import select_backend
 from ..codecs import HeatmapCodec
-from ..errors import InvalidInput
+from ..errors import BackendError, InvalidInput
 from ..estimators.base import Counters, WarmupInput
 from ..nets import build_net, load_checkpoint_file
 from ..schemas import BoxesSource, Person, PoseOptions, PoseResult
@@ -67,7 +69,7 @@ class _Prepared:
     scale: NDArray[np.floating]  # (M, 2)
     inv: NDArray[np.float64]  # (M, 2, 3) heatmap → image
     areas: NDArray[np.float64]  # (M,)
-    crops: NDArray[np.uint8]  # (M, H_in, W_in, 3)
+    crops: NDArray[np.uint8] | Tensor  # (M, H_in, W_in, 3) uint8, host (OpenCV) or device (TorchCrop)
 
 
 class PoseEstimator:
@@ -105,6 +107,10 @@ class PoseEstimator:
         self.forward_count = 0
         #: Person crops estimated so far.
         self.crop_count = 0
+        #: why the backend is not the one asked for (``auto`` fell back), else empty
+        self.backend_note = ""
+        #: max |backend - torch| of the backend's start-up check (0 for torch itself)
+        self.backend_max_diff = 0.0
 
     def counters(self) -> Counters:
         return Counters(self.forward_count, self.crop_count)
@@ -134,11 +140,19 @@ class PoseEstimator:
         device: str | torch.device = "cpu",
         config: EstimatorConfig | None = None,
         allow_untrained: bool = False,
-        backend: str | None = None,
+        backend: str = "torch",
+        threads: int | None = None,
+        export_dir: Path | None = None,
+        compile: bool = False,
+        crop_stage: CropStage | None = None,
     ) -> PoseEstimator:
         """Build the card's net and load ``weights`` strictly (weights-only). Without weights, refuse unless
         ``allow_untrained`` (random initialisation seeded by the card's name, the same in every process;
-        results are then marked ``trained=False``)."""
+        results are then marked ``trained=False``).
+
+        ``backend``: ``torch`` (default), ``onnxruntime``, ``openvino``, ``tensorrt`` or ``auto`` (see
+        :mod:`service.backends.select`; exported files are cached in ``export_dir``); every backend but torch
+        is checked against torch before it is used."""
         net = build_net(card.architecture, card.arch_params, seed_key=card.name)
         if weights is not None:
             load_checkpoint_file(net, weights, card.checkpoint.format)
@@ -152,10 +166,18 @@ class PoseEstimator:
                 f"no weights given for model card {card.name!r} (pass allow_untrained for a smoke run)"
             )
         cfg = config or EstimatorConfig()
-        loaded = load_backend(
-            backend or card.backend, net, device, BackendOptions(cfg.precision, cfg.channels_last)
-        )
-        return cls(card, loaded, trained=trained, config=cfg)
+        key = json.dumps({"architecture": card.architecture, "params": card.arch_params,
+                          "input_size": list(card.input_size)}, sort_keys=True, default=str)  # fmt: skip
+        spec = ExportSpec(card.name, key, card.input_size, export_dir, max_batch=2 * cfg.max_batch_crops)
+        options = BackendOptions(cfg.precision, cfg.channels_last, threads=threads, export=spec, compile=compile)
+        try:
+            selected = select_backend(backend, net, torch.device(device), options)
+        except BackendUnavailable as exc:
+            raise BackendError(f"model {card.name}: {exc}") from None
+        est = cls(card, selected.backend, trained=trained, config=cfg, crop_stage=crop_stage)
+        est.backend_note = selected.note
+        est.backend_max_diff = selected.max_diff
+        return est
 
     # ------------------------------------------------------------------ compute
     def forward(self, x: Tensor) -> Tensor:
@@ -209,7 +231,7 @@ class PoseEstimator:
         areas = np.prod(np.asarray(scale, np.float32) * np.float32(200), axis=1).astype(np.float64)
         crops = self.crop_stage.warp(image, fwd, card.input_size)
         if card.color == "bgr":  # the crop stage warps the RGB image; channel order does not change the warp
-            crops = np.ascontiguousarray(crops[..., ::-1])
+            crops = crops.flip(-1) if isinstance(crops, torch.Tensor) else np.ascontiguousarray(crops[..., ::-1])
         if boxes is None:  # the crop's own square in image px, score 1
             side = np.asarray(scale, np.float64) * 200.0
             boxes = np.concatenate([np.asarray(center) - side / 2, side, np.ones((len(center), 1))], axis=1)
@@ -230,7 +252,12 @@ class PoseEstimator:
         if not total:
             return kpts
         flip_of = np.repeat(np.asarray(flips, dtype=bool), counts)
-        crops_np = np.concatenate([p.crops for p in prepared], axis=0)
+        on_device = any(isinstance(p.crops, torch.Tensor) for p in prepared)
+        crops_all: NDArray[np.uint8] | torch.Tensor = (
+            torch.cat([torch.as_tensor(p.crops, device=self.device) for p in prepared])
+            if on_device
+            else np.concatenate([p.crops for p in prepared], axis=0)
+        )
         inv = np.concatenate([p.inv for p in prepared], axis=0)
         coords_all = np.zeros((total, self.card.num_joints, 2), dtype=np.float32)
         for flip_value in (True, False):
@@ -238,7 +265,12 @@ class PoseEstimator:
             for start in range(0, len(idx), self.config.max_batch_crops):
                 sel = idx[start : start + self.config.max_batch_crops]
                 tc = time.perf_counter()
-                x = normalise(torch.from_numpy(crops_np[sel]).to(self.device), self.card.mean, self.card.std)
+                batch = (
+                    crops_all[torch.from_numpy(sel).to(self.device)]
+                    if isinstance(crops_all, torch.Tensor)
+                    else torch.from_numpy(crops_all[sel]).to(self.device)
+                )
+                x = normalise(batch, self.card.mean, self.card.std)
                 stage["crop"] = stage.get("crop", 0.0) + time.perf_counter() - tc
                 hm = self.heatmaps(x, bool(flip_value), stage)
                 td = time.perf_counter()

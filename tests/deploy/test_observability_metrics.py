@@ -30,7 +30,7 @@ REQUIRED: dict[str, tuple[str, tuple[str, ...]]] = {
     "posesvc_active_streams": ("gauge", ()),
     "posesvc_build_info": (
         "gauge",
-        ("version", "pose_model", "detector", "device", "precision", "flip_test", "decoder"),
+        ("version", "pose_model", "detector", "device", "precision", "flip_test", "decoder", "backend"),
     ),
     "posesvc_model_ready": ("gauge", ("model",)),
     "posesvc_worker_restarts_total": ("counter", ()),
@@ -182,7 +182,7 @@ def test_build_info_is_one_and_replaced() -> None:
     assert len(samples) == 1
     assert samples[0].value == 1.0
     assert samples[0].labels == {**common, "version": "0.1.1", "device": "cuda:0", "flip_test": "false",
-                                 "decoder": "standard"}  # fmt: skip
+                                 "decoder": "standard", "backend": "torch"}  # fmt: skip
 
 
 def _fake_torch(available: bool, initialized: bool, allocated: list[int]) -> types.ModuleType:

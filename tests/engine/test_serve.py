@@ -126,3 +126,18 @@ def test_serve_untrained_readyz_says_trained_false(tmp_path: Path, small_card_pa
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
+
+
+def test_serve_with_a_backend_that_cannot_run_stops_with_one_line(
+    tmp_path: Path, small_card_path: Path, small_weights: Path
+) -> None:
+    """A backend asked for by name that cannot run here (TensorRT without CUDA) stops the start before the
+    port is bound, with one line naming the model, the backend and what to do."""
+    args = ["--card", str(small_card_path), "--weights", str(small_weights), "--backend", "tensorrt",
+            "--device", "cpu", "--no-detector", "--http-port", str(_free_port())]  # fmt: skip
+    proc = _serve(args, tmp_path)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 2, out
+    errors = [line for line in out.splitlines() if "error:" in line]
+    assert errors == ["posesvc serve: error: model darkpose_small_fixture: backend tensorrt needs a CUDA device"], out
+    assert "Traceback" not in out

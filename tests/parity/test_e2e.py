@@ -25,7 +25,8 @@ def _check_keypoints(kpts, ref_preds, ref_maxvals, wc, applied, margin=None):
     np.testing.assert_allclose(kpts[:, 2], ref_maxvals, atol=1e-4, rtol=0)
 
 
-def test_e2e_small_model(fixtures_dir, crop_cases, small_estimator):
+def test_e2e_small_model(fixtures_dir, crop_cases, backend_estimator):
+    small_estimator = backend_estimator
     e = np.load(fixtures_dir / "e2e_small_model.npz")
     image = np.ascontiguousarray(crop_cases["image_bgr"][..., ::-1])
     boxes = np.concatenate([e["boxes_xywh"], e["box_scores"][:, None]], axis=1)
@@ -74,9 +75,10 @@ def test_real_images_decode_identically(real, fixtures_dir):
         assert hashlib.sha256(np.ascontiguousarray(rgb[..., ::-1]).tobytes()).hexdigest() == pix_sha
 
 
-def test_e2e_real_coco(real, fixtures_dir, small_estimator):
-    """All boxes of the official detection file through the pipeline: keypoints, scores, NMS and the results
-    list (order, image ids) match the official run."""
+def test_e2e_real_coco(real, fixtures_dir, backend_estimator):
+    """All boxes of the official detection file through the pipeline, on every CPU backend: keypoints, scores,
+    NMS and the results list (order, image ids) match the official run."""
+    small_estimator = backend_estimator
     root = fixtures_dir.parent.parent / "data" / "coco_samples"
     results_ref = json.loads((fixtures_dir / "e2e_real_coco_results.json").read_text())
     images = [read_image_file(str(root / str(n)), honour_exif=False) for n in real["images"]]

@@ -80,3 +80,12 @@ def test_small_model_activation_stats(fixtures_dir, small_net):
         assert a.mean() == pytest.approx(s["mean"], abs=1e-6), s["module"]
         assert a.std(ddof=1) == pytest.approx(s["std"], rel=1e-6, abs=1e-7), s["module"]
         assert np.abs(a).mean() == pytest.approx(s["abs_mean"], rel=1e-5, abs=1e-6), s["module"]
+
+
+def test_small_model_heatmaps_on_every_backend(fixtures_dir, backend_estimator):
+    """The backend's forward (ONNX Runtime / OpenVINO / torch) against the official fp64 heatmaps, 1e-4."""
+    io = np.load(fixtures_dir / "small_model_io.npz")
+    out = backend_estimator.forward(torch.from_numpy(io["input"])).numpy()
+    out_f = backend_estimator.forward(torch.from_numpy(np.ascontiguousarray(io["input"][..., ::-1]))).numpy()
+    np.testing.assert_allclose(out, io["heatmaps_fp64"], atol=1e-4, rtol=0)
+    np.testing.assert_allclose(out_f, io["heatmaps_flipped_input_fp64"], atol=1e-4, rtol=0)

@@ -160,7 +160,9 @@ def test_eval_cli_mpii_test_path(tmp_path: Path, zoo_dir: Path, geometry, data_d
     preds = load_mpii_preds(out)
     est = PoseEstimator.from_card(load_card(CARD), None, allow_untrained=True)
     direct = predict_records(est, load_mpii_records(ann), images)
-    np.testing.assert_allclose(preds, direct, atol=1e-3, rtol=0)
+    # the CLI serves through the default backend (auto: ONNX Runtime here), this through torch: untrained
+    # heatmaps are not Gaussian, so DARK's Taylor step turns ~1e-6 of forward round-off into ~1e-3 px
+    np.testing.assert_allclose(preds, direct, atol=1e-2, rtol=1e-4)
     assert preds.shape == (3, 16, 2) and np.isfinite(preds).all()
 
 

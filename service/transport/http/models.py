@@ -82,6 +82,8 @@ class ModelCardOut(BaseModel):
     published_ap: float | None
     published_ap_note: str
     trained: bool
+    backend: str = Field(description="inference backend serving the model: torch | onnxruntime | openvino | tensorrt")
+    backend_note: str = Field(description="why the backend differs from the one asked for (auto fell back), else empty")
     keypoint_schema: str = Field(description="coco17 | mpii16 | crowdpose14 | the card's own")
     joints: list[str]
     skeleton: list[list[int]]

@@ -330,6 +330,8 @@ async def models(request: Request) -> Any:
             "published_ap": card.published_ap,
             "published_ap_note": card.published_ap_note,
             "trained": bool(info.trained) if info is not None else False,
+            "backend": info.backend if info is not None else "",
+            "backend_note": info.backend_note if info is not None else "",
             "keypoint_schema": card.keypoints.name,
             "joints": list(card.joint_names),
             "skeleton": [list(p) for p in card.skeleton],
