@@ -14,6 +14,12 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+## What the suite needs beyond the venv: docker-compose, chromium, prometheus, node + the Node client's packages.
+TOOLS := $(VENV)/.tools
+$(TOOLS): $(STAMP) .ci/install-deploy-tools.sh clients/node/package-lock.json
+	bash .ci/install-deploy-tools.sh $(VENV)
+	touch $(TOOLS)
+
 ## Run the service on 127.0.0.1 (HTTP 8000, gRPC 50051). Real weights are used when cached; otherwise it
 ## starts with explicitly untrained weights (a warning, and trained=false in every answer).
 run: $(STAMP)
@@ -23,8 +29,8 @@ run: $(STAMP)
 predict: $(STAMP)
 	$(BIN)/posesvc predict "$$($(BIN)/python -c "import ultralytics, pathlib; print(pathlib.Path(ultralytics.__file__).parent / 'assets' / 'bus.jpg')")" --allow-untrained --render artifacts/bus_pose.png
 
-## The test suite CI runs (lint + types + tests).
-test: $(STAMP)
+## The test suite CI runs (lint + types + tests), after installing what it needs (root or sudo for apt).
+test: $(STAMP) $(TOOLS)
 	$(BIN)/ruff check service tests bench
 	$(BIN)/mypy service
 	$(BIN)/python -m pytest -q

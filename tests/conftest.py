@@ -13,6 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+# No test downloads anything: servers and commands started by the suite (they inherit this environment) never
+# fetch missing weights on start; tests of the first-start download turn it back on against a loopback server.
+os.environ["POSESVC_DOWNLOAD"] = "false"
+
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(os.environ.get("POSESVC_PARITY_FIXTURES", REPO.parent / "shared" / "fixtures" / "darkpose"))
 DATA = Path(os.environ.get("POSESVC_SHARED_DATA", REPO.parent / "shared" / "data"))

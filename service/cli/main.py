@@ -16,10 +16,10 @@ from collections.abc import Sequence
 
 from .. import __version__
 from ..errors import PoseServiceError
-from . import bench, export, keys, models, predict, serve, study, video, weights
+from . import annotate, bench, export, keys, models, predict, serve, study, video, weights
 from . import eval as eval_cmd
 
-COMMANDS = [predict, serve, models, study, video, weights, eval_cmd, bench, keys, export]
+COMMANDS = [predict, serve, models, study, video, weights, eval_cmd, bench, keys, export, annotate]
 
 #: exit codes
 EXIT_USER_ERROR = 2

@@ -43,6 +43,12 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--no-detector", action="store_true", help="serve without a person detector (clients send boxes)"
     )
+    p.add_argument(
+        "--no-download",
+        action="store_true",
+        help="never download missing weights on start (default: fetch the cards' checkpoints and the detector's "
+        "weights when missing; POSESVC_DOWNLOAD=false)",
+    )
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     p.set_defaults(func=run)
 
@@ -58,6 +64,8 @@ def serve_settings(args: argparse.Namespace) -> Settings:
             upd[flag] = getattr(args, flag)
     if args.log_level:
         upd["log_level"] = args.log_level
+    if getattr(args, "no_download", False):
+        upd["download"] = False
     if args.detector_weights:
         upd["detector"] = s.detector.model_copy(update={"weights": args.detector_weights})
     return s.model_copy(update=upd) if upd else s
@@ -68,7 +76,12 @@ def run(args: argparse.Namespace) -> int:
 
     from ..engine import PoseEngine
     from ..engine.engine import backend_of
-    from ..engine.factory import DetectorPool, SettingsPipelineFactory
+    from ..engine.factory import (
+        DetectorPool,
+        SettingsPipelineFactory,
+        download_missing_detector,
+        download_missing_weights,
+    )
     from ..engine.metrics import metrics_hooks
     from ..engine.router import ModelRouter
     from ..errors import InvalidInput
@@ -92,6 +105,11 @@ def run(args: argparse.Namespace) -> int:
                            "card's checkpoint in the weights cache (posesvc weights import PATH --card NAME)")  # fmt: skip
     card = cards[0]
     devices = s.devices()
+    # first start: the cards' checkpoints (and the detector's weights) when missing, unless --no-download
+    for c in cards:
+        download_missing_weights(s, c, warn=lambda m: log.warning("%s", m))
+    if not args.no_detector:
+        download_missing_detector(s, warn=lambda m: log.warning("%s", m))
     detectors = DetectorPool(s, fallback_untrained=s.allow_untrained)  # one detector, shared by every model
     metrics = Metrics()
     slots: dict[str, PoseEngine] = {}

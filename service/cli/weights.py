@@ -66,33 +66,13 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     from ..pipeline.card import load_card
 
     if args.detector:
+        from ..pipeline.detector import fetch_detector
+
         path = fetch_detector(args.detector, _dir(args))
     else:
         path = W.fetch(load_card(args.card), _dir(args), progress=not args.no_progress)
     print(f"fetched {path}")
     return 0
-
-
-def fetch_detector(name: str, weights_dir: Path) -> Path:
-    """Download Ultralytics release weights ``name`` into ``weights_dir`` (Ultralytics' own downloader)."""
-    if Path(name).name != name or not name.endswith(".pt"):
-        raise WeightsError(f"--detector takes a release file name such as yolov8n.pt, got {name!r}")
-    dest = Path(weights_dir) / name
-    if dest.is_file():
-        return dest
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    from ..pipeline.detector import import_yolo
-
-    import_yolo()  # Ultralytics configured offline for serving; this command is the explicit download
-    from ultralytics.utils.downloads import attempt_download_asset
-
-    try:
-        attempt_download_asset(str(dest))
-    except Exception as exc:
-        raise WeightsError(f"cannot download {name}: {type(exc).__name__}: {exc}") from None
-    if not dest.is_file():
-        raise WeightsError(f"cannot download {name}: not an Ultralytics release asset, or no internet")
-    return dest
 
 
 def cmd_import(args: argparse.Namespace) -> int:

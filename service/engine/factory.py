@@ -48,6 +48,49 @@ def pose_weights(s: Settings, card: ModelCard, *, allow_untrained: bool) -> Path
     return path
 
 
+def download_missing_weights(
+    s: Settings, card: ModelCard, *, progress: bool = True, warn: Callable[[str], None] = log.warning
+) -> Path | None:
+    """First start: fetch the card's checkpoint when it is not here, the card has a download URL and
+    ``download`` is on (resumable, sha256-checked, into the weights cache; ``weights_mirror`` when set).
+
+    Returns the weights now present (``None``: none, and nothing was fetched). A failed download raises
+    :class:`WeightsError` naming the reason and the other ways, unless ``allow_untrained`` (then ``warn`` and
+    ``None``: the caller runs untrained, as it would offline).
+    """
+    from ..pipeline.weights import fetch
+
+    path = resolve_weights(card, s.weights_dir, s.model.weights)
+    if path is not None or not s.download or not card.checkpoint.url or not card.checkpoint.sha256:
+        return path
+    try:
+        return fetch(card, s.weights_dir, progress=progress, mirror=s.weights_mirror)
+    except WeightsError as exc:
+        if not s.allow_untrained:
+            raise WeightsError(f"{exc}. {missing_weights_message(card, s.weights_dir)}") from None
+        warn(f"{exc}")
+        return None
+
+
+def download_missing_detector(s: Settings, *, warn: Callable[[str], None] = log.warning) -> None:
+    """First start: fetch the detector's Ultralytics release weights (``yolov8n.pt``) when ``download`` is on
+    and they are not here; a failure is left to the detector's own fallback (``allow_untrained``) or error."""
+    from ..pipeline.detector import fetch_detector, resolve_detector_weights
+
+    name = s.detector.weights
+    if not s.download or Path(name).name != name or not name.endswith(".pt"):
+        return
+    try:
+        resolve_detector_weights(name, s.weights_dir)
+        return
+    except WeightsError:
+        pass
+    try:
+        fetch_detector(name, s.weights_dir)
+    except WeightsError as exc:
+        warn(f"{exc}")
+
+
 def build_estimator(
     s: Settings, card: ModelCard, device: str, weights: Path | None, *, allow_untrained: bool
 ) -> PoseEstimator:

@@ -177,3 +177,23 @@ class YoloPersonDetector:
             keep = np.isfinite(boxes).all(axis=1) & (boxes[:, 2] > 0) & (boxes[:, 3] > 0)
             out.append(boxes[keep])
         return out
+
+
+def fetch_detector(name: str, weights_dir: Path) -> Path:
+    """Download Ultralytics release weights ``name`` into ``weights_dir`` (Ultralytics' own downloader)."""
+    if Path(name).name != name or not name.endswith(".pt"):
+        raise WeightsError(f"--detector takes a release file name such as yolov8n.pt, got {name!r}")
+    dest = Path(weights_dir) / name
+    if dest.is_file():
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    import_yolo()  # Ultralytics configured offline for serving; this command is the explicit download
+    from ultralytics.utils.downloads import attempt_download_asset
+
+    try:
+        attempt_download_asset(str(dest))
+    except Exception as exc:
+        raise WeightsError(f"cannot download {name}: {type(exc).__name__}: {exc}") from None
+    if not dest.is_file():
+        raise WeightsError(f"cannot download {name}: not an Ultralytics release asset, or no internet")
+    return dest

@@ -11,6 +11,7 @@ Loading never unpickles code (``weights_only=True``).
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import shutil
 import urllib.error
@@ -78,9 +79,27 @@ def check_loads(card: ModelCard, path: Path) -> None:
     load_checkpoint_file(net, path, card.checkpoint.format)
 
 
-def fetch(card: ModelCard, weights_dir: Path, *, progress: bool = True, timeout: float = 30.0) -> Path:
-    """Download the card's checkpoint (resumable, sha256-verified) and return its cached path."""
+def mirrored_url(card: ModelCard, mirror: str | None) -> str:
+    """The card's checkpoint URL, or the same file name under ``mirror`` (a base URL) when one is set."""
     url = card.checkpoint.url
+    if not mirror or not url:
+        return url
+    name = urllib.parse.urlsplit(url).path.rsplit("/", 1)[-1]
+    return mirror.rstrip("/") + "/" + urllib.parse.quote(name)
+
+
+def fetch(
+    card: ModelCard,
+    weights_dir: Path,
+    *,
+    progress: bool = True,
+    timeout: float = 30.0,
+    mirror: str | None = None,
+) -> Path:
+    """Download the card's checkpoint (from ``mirror`` when given: same file name; resumable, sha256-verified)
+    and return its cached path. A truncated or corrupt download is refused (the partial file is kept to
+    resume from when the connection dropped, deleted when its sha256 is wrong)."""
+    url = mirrored_url(card, mirror)
     if not url:
         raise WeightsError(
             f"model card {card.name!r} has no download URL. {card.checkpoint.how_to_get or 'Import the file manually.'}"
@@ -103,7 +122,8 @@ def fetch(card: ModelCard, weights_dir: Path, *, progress: bool = True, timeout:
         with urllib.request.urlopen(req, timeout=timeout) as resp:  # nosec B310
             if start and resp.status != 206:
                 start = 0  # server ignored Range: restart
-            total = resp.length + start if resp.length is not None else None
+            expected = resp.length  # bytes this response announces (http.client counts it down as we read)
+            total = expected + start if expected is not None else None
             mode = "ab" if start else "wb"
             with (
                 open(part, mode) as f,
@@ -116,11 +136,19 @@ def fetch(card: ModelCard, weights_dir: Path, *, progress: bool = True, timeout:
                     disable=not progress,
                 ) as bar,
             ):
+                got = 0
                 while block := resp.read(1 << 20):
                     f.write(block)
+                    got += len(block)
                     bar.update(len(block))
+            if expected is not None and got < expected:  # the server closed before the end
+                raise http.client.IncompleteRead(b"", expected - got)
     except urllib.error.HTTPError as exc:
         raise WeightsError(f"download of {url} failed: HTTP {exc.code} {exc.reason}") from None
+    except http.client.HTTPException as exc:  # e.g. IncompleteRead: the server closed mid-file
+        raise WeightsError(
+            f"download of {url} was cut short ({type(exc).__name__}); run again to resume"
+        ) from None
     except (urllib.error.URLError, OSError, TimeoutError) as exc:
         reason = getattr(exc, "reason", exc)
         raise WeightsError(
