@@ -187,6 +187,11 @@ def main() -> None:
     rates = bench_pipeline(args.card, args.persons, args.rounds, args.backends.split(","))
     if args.contention:
         bench_contention(args.card, args.persons, args.contention, args.seconds)
+    exported = {b: r for b, r in rates.items() if b in ("onnxruntime", "openvino")}
+    if exported and "torch" in rates:
+        best = max(exported, key=lambda b: exported[b])
+        print(f"auto (the faster exported runtime on this CPU, as serve times it at start-up): {best}, "
+              f"{exported[best] / rates['torch']:.2f}x torch")  # fmt: skip
     if "onnxruntime" in rates:
         print(f"onnxruntime/torch pipeline throughput: {rates['onnxruntime'] / rates['torch']:.2f}x")
 

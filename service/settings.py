@@ -34,7 +34,8 @@ class ModelSettings(BaseModel):
     backend: Literal["auto", "torch", "onnxruntime", "openvino", "tensorrt"] | None = Field(
         None,
         description="inference backend for every served model (default: each card's [backend], which is "
-        "auto: ONNX Runtime on CPU, TensorRT on CUDA when installed and checked against torch, else torch)",
+        "auto: the faster of ONNX Runtime and OpenVINO on CPU, TensorRT on CUDA, when installed and checked against "
+        "torch, else torch)",
     )
 
 

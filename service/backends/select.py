@@ -1,8 +1,8 @@
 """Choosing the backend a model is served through, and checking it against torch before it serves.
 
-``auto`` takes the fast backend installed for the device: on CPU ONNX Runtime (HRNet-W32 forward 1.7x eager
-torch on a 2-core AVX2 EPYC, pipeline 1.44x on an AVX-512 Xeon, same numbers to ~1e-6; OpenVINO, 1.60x on that
-Xeon, is one setting away), on CUDA TensorRT (fp16 engine) when ONNX
+``auto`` takes the fastest backend installed for the device: on CPU the faster of ONNX Runtime and OpenVINO,
+timed on the model at start-up (HRNet-W32: ONNX Runtime 1.7x eager torch on a 2-core AVX2 EPYC; on an AVX-512
+Xeon ONNX Runtime 1.44x and OpenVINO 1.60x; same numbers to ~1e-6), on CUDA TensorRT (fp16 engine) when ONNX
 Runtime has its TensorRT provider, else torch (with bf16 asked for, torch: the exported backends are fp32).
 Whichever is chosen must pass a start-up check: its outputs on a random batch equal torch's within
 :func:`tolerance`. Under ``auto`` a backend that is missing or fails falls back to torch, and the reason is
@@ -43,12 +43,39 @@ def installed(name: str) -> bool:
 
 
 def auto_candidates(device: torch.device, options: BackendOptions) -> list[str]:
-    """The backends ``auto`` tries, fastest first (torch is the fallback of them all)."""
+    """The backends ``auto`` tries (torch is the fallback of them all); on CPU the faster of the exported
+    runtimes is kept (:func:`fastest`): which one wins depends on the CPU (ONNX Runtime on a 2-core AVX2 EPYC,
+    OpenVINO on an AVX-512 Xeon, measured)."""
     if options.precision == "bf16" or options.export is None:
         return []
     if device.type == "cuda":
         return ["tensorrt"]
-    return ["onnxruntime"] if options.precision == "fp32" else []
+    return ["onnxruntime", "openvino"] if options.precision == "fp32" else []
+
+
+def fastest(candidates: list[Selected], input_size: tuple[int, int], crops: int = 8, rounds: int = 3) -> tuple[Selected, str]:
+    """Time the candidates' forward on the same random batch of ``crops`` (one warm-up each, then ``rounds``
+    interleaved rounds; the median); return the fastest and a one-line account of the measurement."""
+    import time
+
+    w, h = input_size
+    x = torch.from_numpy(np.random.default_rng(2).standard_normal((crops, 3, h, w)).astype(np.float32))
+    times: list[list[float]] = [[] for _ in candidates]
+    for c in candidates:
+        c.backend.forward(x.to(c.backend.device))
+    for _ in range(rounds):
+        for i, c in enumerate(candidates):
+            time.sleep(0.05)  # let the previous runtime's worker threads go idle
+            t0 = time.perf_counter()
+            c.backend.forward(x.to(c.backend.device))
+            times[i].append(time.perf_counter() - t0)
+    med = [float(np.median(t)) for t in times]
+    order = sorted(range(len(candidates)), key=lambda i: med[i])
+    best, runner_up = order[0], order[1]
+    names = [c.backend.name for c in candidates]
+    account = (f"{names[best]} chosen: {med[runner_up] / med[best]:.2f}x {names[runner_up]} at start-up "
+               f"({crops} crops: " + ", ".join(f"{n} {m * 1000:.0f} ms" for n, m in zip(names, med, strict=True)) + ")")  # fmt: skip
+    return candidates[best], account
 
 
 def tolerance(name: str, options: BackendOptions) -> float:
@@ -101,7 +128,8 @@ def select_backend(name: str, net: nn.Module, device: torch.device, options: Bac
         if name != "torch" and input_size is not None:
             diff = check(backend, net, input_size, options)
         return Selected(backend, diff)
-    notes = []
+    notes: list[str] = []
+    passed: list[Selected] = []
     for cand in auto_candidates(device, options):
         if not installed(cand):
             notes.append(f"{cand} is not installed")
@@ -109,9 +137,16 @@ def select_backend(name: str, net: nn.Module, device: torch.device, options: Bac
         try:
             backend = load_backend(cand, net, device, options)
             assert input_size is not None
-            return Selected(backend, check(backend, net, input_size, options))
+            passed.append(Selected(backend, check(backend, net, input_size, options)))
         except Exception as exc:  # any failure of an optional backend falls back to torch
             notes.append(f"{cand} unavailable ({' '.join(str(exc).split())})")
+    if len(passed) == 1:
+        return Selected(passed[0].backend, passed[0].max_diff, "; ".join(notes))
+    if passed:
+        assert input_size is not None
+        best, timing = fastest(passed, input_size)
+        log.info("backend auto: %s", timing)
+        return Selected(best.backend, best.max_diff, "; ".join([*notes, timing]))
     note = "; ".join(notes)
     if note:
         log.warning("backend auto: %s; serving with torch", note)

@@ -36,7 +36,7 @@ def add_model_args(p: argparse.ArgumentParser | argparse._ArgumentGroup, *, seve
     p.add_argument(
         "--backend",
         choices=["auto", "torch", "onnxruntime", "openvino", "tensorrt"],
-        help="inference backend (default: the card's, auto: ONNX Runtime on CPU / TensorRT on CUDA when "
+        help="inference backend (default: the card's, auto: the faster of ONNX Runtime / OpenVINO on CPU, TensorRT on CUDA, when "
         "installed and checked against torch, else torch; also POSESVC_MODEL__BACKEND)",
     )
     p.add_argument("--allow-untrained", action="store_true", default=None, help=UNTRAINED_HELP)

@@ -15,10 +15,29 @@ from service.errors import BackendError
 from service.pipeline.estimator import PoseEstimator
 
 
-def test_auto_is_onnxruntime_on_cpu(small_card, small_weights, tmp_path: Path) -> None:
+def test_auto_takes_the_faster_exported_runtime_on_cpu(small_card, small_weights, tmp_path: Path) -> None:
     est = PoseEstimator.from_card(small_card, small_weights, backend="auto", export_dir=tmp_path)
-    assert est.backend.name == "onnxruntime" and est.backend_note == "" and 0 < est.backend_max_diff < 1e-4
+    assert est.backend.name in ("onnxruntime", "openvino") and 0 < est.backend_max_diff < 1e-4
+    other = "openvino" if est.backend.name == "onnxruntime" else "onnxruntime"
+    assert est.backend_note.startswith(f"{est.backend.name} chosen: ") and f"x {other} at start-up" in est.backend_note
     assert est.backend.threads >= 1  # type: ignore[attr-defined]
+
+
+def test_fastest_picks_the_quicker_backend() -> None:
+    """:func:`fastest` on two stand-ins whose forward takes 1 ms and 20 ms (independent of any runtime)."""
+    import time as _time
+
+    class Slow:
+        def __init__(self, name: str, seconds: float) -> None:
+            self.name, self.seconds, self.device = name, seconds, torch.device("cpu")
+
+        def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+            _time.sleep(self.seconds)
+            return (x,)
+
+    cands = [sel.Selected(Slow("slow", 0.02), 0.0), sel.Selected(Slow("quick", 0.001), 0.0)]  # type: ignore[arg-type]
+    best, account = sel.fastest(cands, (8, 8), crops=1, rounds=2)
+    assert best.backend.name == "quick" and account.startswith("quick chosen: ") and "x slow" in account
 
 
 @pytest.mark.parametrize("name", ["onnxruntime", "openvino"])
@@ -32,7 +51,7 @@ def test_missing_backend(monkeypatch, small_card, small_weights, tmp_path: Path)
     with pytest.raises(BackendError, match=r"backend openvino is not installed: pip install openvino"):
         PoseEstimator.from_card(small_card, small_weights, backend="openvino", export_dir=tmp_path)
     est = PoseEstimator.from_card(small_card, small_weights, backend="auto", export_dir=tmp_path)
-    assert est.backend.name == "torch" and est.backend_note == "onnxruntime is not installed"
+    assert est.backend.name == "torch" and est.backend_note == "onnxruntime is not installed; openvino is not installed"
 
 
 def test_failed_check_falls_back_under_auto_and_stops_a_named_backend(
