@@ -1,5 +1,6 @@
 """Network families (one module each, registered with :func:`register_net`) and checkpoint loading."""
 
+from . import dekr as _dekr  # noqa: F401  (registers "dekr")
 from . import hourglass as _hourglass  # noqa: F401  (registers "hourglass")
 from . import hrnet as _hrnet  # noqa: F401  (registers "hrnet")
 from . import pose_resnet as _pose_resnet  # noqa: F401  (registers "pose_resnet")

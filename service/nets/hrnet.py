@@ -163,6 +163,8 @@ class PoseHighResolutionNet(nn.Module):
         stage_blocks: BasicBlocks per branch per stage, e.g. ``[4, 4, 4]``.
         num_joints: output channels K.
         final_conv_kernel: 1 (official COCO configs) or 3.
+        multi_scale_last: the last stage keeps every branch (fuse layers for all of them), as bottom-up
+            networks built on this backbone need (DEKR); the top-down net keeps only the highest resolution.
     """
 
     transition1: nn.ModuleList
@@ -179,6 +181,7 @@ class PoseHighResolutionNet(nn.Module):
         stage_blocks: Sequence[int] = (4, 4, 4),
         num_joints: int = 17,
         final_conv_kernel: int = 1,
+        multi_scale_last: bool = False,
     ) -> None:
         super().__init__()
         if len(stage_channels) != 3 or len(stage_modules) != 3 or len(stage_blocks) != 3:
@@ -201,9 +204,10 @@ class PoseHighResolutionNet(nn.Module):
             channels = list(channels)
             setattr(self, f"transition{s + 1}", self._make_transition(pre, channels))
             stage, pre = self._make_stage(
-                modules, [blocks] * len(channels), channels, multi_scale_output=s < 2
+                modules, [blocks] * len(channels), channels, multi_scale_output=s < 2 or multi_scale_last
             )
             setattr(self, f"stage{names[s]}", stage)
+        self.stage_out_channels = pre
         self.final_layer = nn.Conv2d(
             pre[0],
             num_joints,
@@ -278,8 +282,8 @@ class PoseHighResolutionNet(nn.Module):
                 out.append(t(x[-1]))
         return out
 
-    def forward(self, x: Tensor) -> Tensor:
-        """``(N, 3, H, W)`` → ``(N, K, H/4, W/4)`` heatmaps."""
+    def backbone(self, x: Tensor) -> list[Tensor]:
+        """``(N, 3, H, W)`` → the last stage's branch outputs, highest resolution (H/4, W/4) first."""
         x = self.relu(self.bn1(self.conv1(x)))
         x = self.relu(self.bn2(self.conv2(x)))
         x = self.layer1(x)
@@ -288,8 +292,12 @@ class PoseHighResolutionNet(nn.Module):
         ys = self._transit(self.transition2, ys, len(self.transition2))
         ys = self.stage3(ys)
         ys = self._transit(self.transition3, ys, len(self.transition3))
-        ys = self.stage4(ys)
-        out: Tensor = self.final_layer(ys[0])
+        out: list[Tensor] = self.stage4(ys)
+        return out
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``(N, 3, H, W)`` → ``(N, K, H/4, W/4)`` heatmaps."""
+        out: Tensor = self.final_layer(self.backbone(x)[0])
         return out
 
 
