@@ -27,6 +27,12 @@ class InvalidInput(PoseServiceError):
     client_error = True
 
 
+class BoxesNotSupported(InvalidInput):
+    """Person boxes sent to a bottom-up model (it finds the persons itself)."""
+
+    code = "boxes_not_supported"
+
+
 class InvalidBoxes(InvalidInput):
     code = "invalid_boxes"
 

@@ -179,6 +179,8 @@ def run_micro(args: argparse.Namespace) -> int:
 
     s = settings_from_args(args)
     card = load_model_card(s)
+    if card.kind != "topdown":
+        raise InvalidInput(f"bench --micro measures the top-down stages: {card.name} is a bottom-up model")
     est = build_estimator(s, card, warn=False)
     hw = hardware()
     print(f"{card.name} on {est.device} ({'trained' if est.trained else 'random weights'}), "

@@ -10,12 +10,11 @@ import argparse
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ..pipeline.card import ModelCard
     from ..pipeline.detector import YoloPersonDetector
-    from ..pipeline.estimator import PoseEstimator
     from ..settings import Settings
 
 UNTRAINED_HELP = (
@@ -82,8 +81,10 @@ def untrained_warning(card: ModelCard) -> str:
     return f"no weights for {card.name!r}: running UNTRAINED (random, seeded) weights; results say trained=false"
 
 
-def build_estimator(s: Settings, card: ModelCard, *, warn: bool = True) -> PoseEstimator:
-    """The estimator on the first configured device (one-shot commands; the server builds one per device).
+def build_estimator(s: Settings, card: ModelCard, *, warn: bool = True) -> Any:
+    """The estimator on the first configured device (one-shot commands; the server builds one per device):
+    a :class:`~service.pipeline.estimator.PoseEstimator` for a top-down card, a
+    :class:`~service.pipeline.bottomup.BottomUpEstimator` for a bottom-up one.
 
     Raises:
         WeightsError: no weights and ``allow_untrained`` is off (the message names the ways to get them).

@@ -169,7 +169,12 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.images is None or not args.images.is_dir():
         raise InvalidInput("--images DIR is required (and must exist) unless --preds is given")
-    if not (args.det or args.gt_boxes or args.detector):
+    bottomup = False
+    if not args.url:
+        bottomup = load_model_card(settings_from_args(args)).kind == "bottomup"
+    if bottomup and (args.det or args.gt_boxes):
+        raise InvalidInput("a bottom-up model finds the persons itself: drop --det / --gt-boxes")
+    if not (args.det or args.gt_boxes or args.detector or bottomup or args.url):
         raise InvalidInput("choose the person boxes: --det FILE, --gt-boxes or --detector")
     if args.det is not None:
         boxes = detection_boxes(args.det, ids, args.det_min_score)
@@ -179,7 +184,7 @@ def run(args: argparse.Namespace) -> int:
         source = "ground_truth"
     else:
         boxes = None
-        source = "detector"
+        source = "bottom-up" if bottomup else "detector" if args.detector else "server"
     # the single-person metrics pair every ground-truth box with its prediction: keep every box
     options = PoseOptions(flip=not args.no_flip, oks_nms=not metric_names)
     client = None
@@ -197,12 +202,13 @@ def run(args: argparse.Namespace) -> int:
         if args.decoder:  # the card's codec, overridden for this run
             card = dataclasses.replace(card, codec=args.decoder)
         estimator = build_estimator(s, card)
-        detector = build_detector(s) if boxes is None else None
+        detector = build_detector(s) if boxes is None and card.kind == "topdown" else None
         from ..pipeline.pipeline import PosePipeline
 
         runner = inprocess_runner(PosePipeline(estimator, detector), options, s.max_image_pixels)
-        model = {"card": card.name, "trained": estimator.trained, "decoder": estimator.codec.name,
-                 "device": str(estimator.device), "precision": estimator.config.precision}  # fmt: skip
+        model = {"card": card.name, "trained": estimator.trained, "device": str(estimator.device),
+                 "decoder": estimator.codec.name if card.kind == "topdown" else "dekr",
+                 "precision": estimator.config.precision}  # fmt: skip
     try:
         results, seconds = predict_dataset(
             runner, coco, args.images, ids, boxes, args.batch_images, progress=not args.no_progress

@@ -64,6 +64,8 @@ def run(args: argparse.Namespace) -> int:
             )  # fmt: skip
         s = settings_from_args(args)
         card = load_model_card(s)
+        if card.kind != "topdown":
+            raise InvalidInput(f"MPII evaluation crops at the annotated centres: {card.name} is a bottom-up model")
         estimator = build_estimator(s, card)
         preds = predict_records(
             estimator, records, args.images, flip=not args.no_flip, batch_images=args.batch_images,

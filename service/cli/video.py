@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -246,6 +247,10 @@ async def _run_local(args: argparse.Namespace, frames: Iterator[_Frame], boxes: 
     engine.start()
     try:
         await _warm_up(engine, sink)
+        if card.kind == "bottomup":  # the whole image every frame: no tracked boxes, no client boxes
+            if args.boxes:
+                raise InvalidInput(f"{card.name} is a bottom-up model: --boxes does not apply")
+            opts = dataclasses.replace(opts, detect_every=1)
         runner = StreamRunner(engine, StreamSession("local", opts, sigmas=card.oks_sigmas))
         loop = asyncio.get_running_loop()
 

@@ -26,6 +26,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..errors import (
+    BoxesNotSupported,
     DeadlineExceeded,
     EngineError,
     InvalidInput,
@@ -343,6 +344,10 @@ class PoseEngine:
         boxes = prepare_boxes(request.boxes, image, limits)
         if boxes is None and self.info is not None and self.info.detector is None and self.info.needs_boxes:
             raise InvalidInput("this server has no person detector; send person boxes with the image")
+        if request.boxes is not None and self.info is not None and not self.info.needs_boxes:
+            raise BoxesNotSupported(
+                f"{self.info.model} is a bottom-up model: it finds the persons itself; send the image without boxes"
+            )
         return image, boxes
 
     def _settled(self, item: WorkItem, fut: asyncio.Future[PoseResult]) -> None:

@@ -14,6 +14,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..errors import WeightsError
+from ..estimators.base import Estimator
 from ..pipeline.card import ModelCard
 from ..pipeline.crop import TorchCrop
 from ..pipeline.detector import DetectorConfig, YoloPersonDetector
@@ -93,10 +94,18 @@ def download_missing_detector(s: Settings, *, warn: Callable[[str], None] = log.
 
 def build_estimator(
     s: Settings, card: ModelCard, device: str, weights: Path | None, *, allow_untrained: bool
-) -> PoseEstimator:
+) -> Estimator:
     """The card's net with ``weights`` (strict, weights-only load) on ``device``, through the configured
-    backend (``model.backend``, else the card's), crops per ``crop``."""
+    backend (``model.backend``, else the card's), crops per ``crop``. A bottom-up card gets the bottom-up
+    estimator (torch), with its rescoring net when ``[bottomup] rescore_filename`` is in the weights folder."""
     cfg = estimator_config(s, device)
+    if card.kind == "bottomup":
+        from ..pipeline.bottomup import BottomUpEstimator
+
+        name = str(card.bottomup.get("rescore_filename", ""))
+        rescore = s.weights_dir / name if name and (s.weights_dir / name).is_file() else None
+        return BottomUpEstimator.from_card(card, weights, device=device, config=cfg,
+                                           allow_untrained=allow_untrained, rescore_weights=rescore)  # fmt: skip
     use_device_crops = s.crop == "device" or (s.crop == "auto" and device.startswith("cuda"))
     return PoseEstimator.from_card(
         card, weights, device=device, config=cfg, allow_untrained=allow_untrained,

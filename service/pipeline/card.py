@@ -56,6 +56,11 @@ class ModelCard:
     #: inference backend (``[backend] name``: ``auto`` unless the card pins one; ``POSESVC_MODEL__BACKEND``
     #: overrides it for every card)
     backend: str = "auto"
+    #: ``topdown`` (crops of person boxes; needs a detector or client boxes) or ``bottomup`` (``[estimator]
+    #: kind``: the network finds the persons in the whole image, e.g. DEKR)
+    kind: Literal["topdown", "bottomup"] = "topdown"
+    #: the ``[bottomup]`` section (test settings of a bottom-up model: ``input_size``, ``nms_num``, ...)
+    bottomup: dict[str, Any] = field(default_factory=dict)
     published_ap: float | None = None
     published_ap_note: str = ""
     #: every number of the card's ``[metrics]`` (``coco_val2017_ap``, ``mpii_val_pckh``, ``mpii_val_pckh_at_01``)
@@ -130,9 +135,18 @@ def parse_card(data: dict[str, Any], source: str = "<dict>") -> ModelCard:
     try:
         arch = dict(_req(data, "architecture", source))
         inp = dict(_req(data, "input", source))
-        hm = dict(_req(data, "heatmap", source))
-        geo = dict(_req(data, "geometry", source))
-        codec = dict(_req(data, "codec", source))
+        kind = str(dict(data.get("estimator", {})).get("kind", "topdown"))
+        if kind not in ("topdown", "bottomup"):
+            raise CardError(f"model card {source}: estimator.kind must be topdown or bottomup, got {kind!r}")
+        if kind == "bottomup":  # no crops: heatmap size follows the input, no crop geometry, no top-down codec
+            size = [int(v) for v in _req(inp, "size", source)]
+            hm = dict(data.get("heatmap", {"size": [size[0] // 4, size[1] // 4]}))
+            geo = dict(data.get("geometry", {"convention": "hrnet"}))
+            codec = dict(data.get("codec", {"name": "dark"}))
+        else:
+            hm = dict(_req(data, "heatmap", source))
+            geo = dict(_req(data, "geometry", source))
+            codec = dict(_req(data, "codec", source))
         kp = dict(data.get("keypoints", {}))
         ckpt = dict(data.get("checkpoint", {}))
         backend = str(dict(data.get("backend", {})).get("name", "auto"))
@@ -198,6 +212,8 @@ def parse_card(data: dict[str, Any], source: str = "<dict>") -> ModelCard:
                 how_to_get=str(ckpt.get("how_to_get", "")),
             ),
             backend=backend,
+            kind="bottomup" if kind == "bottomup" else "topdown",
+            bottomup=dict(data.get("bottomup", {})),
             published_ap=float(metrics["coco_val2017_ap"]) if "coco_val2017_ap" in metrics else None,
             published_ap_note=str(metrics.get("note", "")),
             published_metrics={

@@ -45,7 +45,10 @@ class PosePipeline:
         """
         stage: dict[str, float] = {}
         need = [i for i, b in enumerate(boxes) if b is None] if self.estimator.needs_boxes else []
-        resolved: list[NDArray[np.floating]] = [np.zeros((0, 5)) if b is None else b for b in boxes]
+        # a bottom-up estimator gets the boxes as sent (it finds the persons itself and refuses boxes)
+        resolved: list[NDArray[np.floating] | None] = (
+            [np.zeros((0, 5)) if b is None else b for b in boxes] if self.estimator.needs_boxes else list(boxes)
+        )
         sources: list[BoxesSource] = ["client"] * len(images)
         if need:
             if self.detector is None:

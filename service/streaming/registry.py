@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 import uuid
@@ -29,9 +30,15 @@ class StreamRegistry:
         on_count: Callable[[int], None] | None = None,
         sigmas: tuple[float, ...] | None = None,
         sigmas_by_model: dict[str, tuple[float, ...]] | None = None,
+        bottomup_models: set[str] | frozenset[str] = frozenset(),
+        default_model: str = "",
     ) -> None:
         """``sigmas``: OKS sigmas of the default model's keypoint schema for the sessions' trackers;
-        ``sigmas_by_model``: those of each served model, for streams that name one."""
+        ``sigmas_by_model``: those of each served model, for streams that name one; ``bottomup_models``: the
+        models that find persons themselves: their streams never send tracked boxes (every frame is a
+        "detector" frame, i.e. the whole image); ``default_model``: the model of streams that name none."""
+        self.bottomup_models = frozenset(bottomup_models)
+        self.default_model = default_model
         self.ttl_s = ttl_s
         self.on_count = on_count
         self.sigmas = sigmas
@@ -64,6 +71,8 @@ class StreamRegistry:
         """Create a session with a fresh id; ``on_expire`` is called if the sweeper expires it."""
         sid = uuid.uuid4().hex
         sigmas = self.sigmas_by_model.get(options.model, self.sigmas) if options.model else self.sigmas
+        if (options.model or self.default_model) in self.bottomup_models and options.detect_every != 1:
+            options = dataclasses.replace(options, detect_every=1)  # bottom-up: the whole image every frame
         session = StreamSession(sid, options, client, sigmas)
         self._sessions[sid] = session
         if on_expire is not None:

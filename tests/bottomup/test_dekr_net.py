@@ -99,46 +99,47 @@ def test_official_outputs_on_the_e2e_photo(dekr_dir: Path) -> None:
             np.testing.assert_allclose(heatmap[0, -1].numpy(), centre, atol=1e-4 * float(centre.max() - centre.min()), rtol=0)
 
 
-def test_official_test_path_end_to_end(dekr_dir: Path) -> None:
-    """The 4 COCO photos through the official single-scale test path (resize, flip test with the +3 px shift,
-    decode, pose NMS, rescoring) with the recipe W32 network: the results file the official code wrote."""
+def test_official_test_path_end_to_end(dekr_dir: Path, tmp_path: Path) -> None:
+    """The 4 COCO photos through the public pipeline API (``PosePipeline.run`` without boxes on the bottom-up
+    estimator of the ``dekr_w32_512_coco`` card: resize, flip test with the +3 px shift as one batch of 2,
+    decode, pose NMS, rescoring) with the recipe W32 network and rescoring net, loaded from files as
+    checkpoints are: the results file the official code wrote."""
     import hashlib
 
     import cv2
 
-    from service.codecs.dekr_decode import DekrConfig, decode, flip_input, inference_resize
-    from service.nets.rescore import PredictOKSNet
+    from service.codecs.dekr_decode import inference_resize
+    from service.pipeline.bottomup import BottomUpEstimator
+    from service.pipeline.card import load_card
+    from service.pipeline.pipeline import PosePipeline
+    from service.schemas import PoseOptions
 
-    keys = json.loads((dekr_dir / "keys_dekr_w32_coco.json").read_text())
     seed = _seed(dekr_dir)
-    net = build_net("dekr", CONFIGS["keys_dekr_w32_coco.json"][0]).eval()
-    net.load_state_dict(recipe(keys, seed, e2e_adjust=True), strict=True)
-    rescore = PredictOKSNet(74).eval()
-    rescore.load_state_dict(recipe(json.loads((dekr_dir / "keys_rescore_coco.json").read_text()), seed), strict=True)
+    torch.save(recipe(json.loads((dekr_dir / "keys_dekr_w32_coco.json").read_text()), seed, e2e_adjust=True),
+               tmp_path / "dekr.pth")  # fmt: skip
+    torch.save(recipe(json.loads((dekr_dir / "keys_rescore_coco.json").read_text()), seed), tmp_path / "rescore.pth")
+    card = load_card("dekr_w32_512_coco")
+    est = BottomUpEstimator.from_card(card, tmp_path / "dekr.pth", rescore_weights=tmp_path / "rescore.pth")
+    pipe = PosePipeline(est)
     e = np.load(dekr_dir / "e2e_w32_coco.npz")
     results = json.loads((dekr_dir / "e2e_results.json").read_text())
-    cfg = DekrConfig()
-    mean, std = np.array([0.485, 0.456, 0.406], np.float32), np.array([0.229, 0.224, 0.225], np.float32)
     start = 0
     for i, name in enumerate(e["files"]):
         bgr = cv2.imread(str(dekr_dir.parent.parent / "data" / "coco_samples" / str(name)),
                          cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)  # fmt: skip
-        resized, center, scale = inference_resize(np.ascontiguousarray(bgr[..., ::-1]), cfg.input_size)
+        rgb = np.ascontiguousarray(bgr[..., ::-1])
+        resized, center, scale = inference_resize(rgb, est.decode_config.input_size)
         assert hashlib.sha256(np.ascontiguousarray(resized).tobytes()).hexdigest() == str(e[f"img{i}_image_resized_sha256"])
         np.testing.assert_array_equal(center, e[f"img{i}_center"])
         np.testing.assert_allclose(scale, e[f"img{i}_scale_resized"], rtol=1e-12)
-        x = torch.from_numpy(np.ascontiguousarray((((resized.astype(np.float32) / 255.0) - mean) / std).transpose(2, 0, 1)))[None]
-        with torch.inference_mode():
-            hm, off = net(x)
-            hm_f, off_f = net(flip_input(x))
-        out = decode(hm, off, hm_f, off_f, cfg, center, scale, (resized.shape[1], resized.shape[0]), rescore)
-        # neighbouring centre maxima can differ by < 1e-3 in score: the candidates as sets, then the kept poses
-        assert set(out.ctr_ind.tolist()) == set(e[f"img{i}_ctr_ind"].tolist())
-        ref = results[start : start + len(out.poses)]
-        start += len(out.poses)
-        assert len(out.poses) == len(e[f"img{i}_final_poses"]) and all(r["image_id"] == int(str(name)[-16:-4]) for r in ref)
-        got = np.stack(out.poses)
+        (res,) = pipe.run([rgb], [None], PoseOptions(flip=True))
+        assert res.boxes_source == "none" and res.model == card.name
+        ref = results[start : start + len(res.persons)]
+        start += len(res.persons)
+        assert len(res.persons) == len(e[f"img{i}_final_poses"]) and all(r["image_id"] == int(str(name)[-16:-4]) for r in ref)
+        got = np.stack([p.keypoints for p in res.persons])
         np.testing.assert_allclose(got, e[f"img{i}_final_poses"], atol=0.05, rtol=0)
         np.testing.assert_allclose(got.reshape(len(got), -1), np.array([r["keypoints"] for r in ref]), atol=0.05, rtol=0)
-        np.testing.assert_allclose(out.scores, [r["score"] for r in ref], rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose([p.score for p in res.persons], [r["score"] for r in ref], rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose([p.bbox for p in res.persons], [r["bbox"] for r in ref], atol=0.05)
     assert start == len(results)

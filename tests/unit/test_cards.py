@@ -6,7 +6,7 @@ import pytest
 
 from service.errors import CardError
 from service.pipeline.card import list_cards, load_card, parse_card
-from service.zoo.keypoints import COCO17, MPII16
+from service.zoo.keypoints import COCO17, CROWDPOSE14, MPII16
 
 
 def test_shipped_cards():
@@ -16,6 +16,11 @@ def test_shipped_cards():
         assert required in names
     for name in names:
         c = load_card(name)
+        if c.kind == "bottomup":  # DEKR: no crops; the official test settings and the OneDrive checkpoint
+            assert c.architecture == "dekr" and c.bottomup["input_size"] == c.input_size[0]
+            assert c.keypoints is (CROWDPOSE14 if "crowdpose" in name else COCO17) and c.checkpoint.how_to_get
+            assert c.published_metrics, name
+            continue
         mpii = "_mpii_" in name
         assert c.keypoints is (MPII16 if mpii else COCO17)
         assert c.input_size[0] == 4 * c.heatmap_size[0] and c.input_size[1] == 4 * c.heatmap_size[1]

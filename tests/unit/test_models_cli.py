@@ -27,7 +27,14 @@ def test_models_json_lists_every_card_with_its_size(tmp_path, capsys):
                      "pose_resnet_152_128x96", "hrnet_w32_128x96", "hrnet_w48_128x96", "hrnet_w32_256x192",
                      "hrnet_w32_384x288", "hrnet_w48_384x288", "hrnet_w32_256x256_mpii"}  # fmt: skip
     assert {f"{r}_darkpose" for r in darkpose_rows} <= set(rows)
+    #: DEKR parameter counts of the official models (fixture README: 29,561,182 / 65,684,590 / 29,522,071 / 65,634,631)
+    dekr_params = {"dekr_w32_512_coco": 29_561_182, "dekr_w48_640_coco": 65_684_590,
+                   "dekr_w32_512_crowdpose": 29_522_071, "dekr_w48_640_crowdpose": 65_634_631}  # fmt: skip
     for row in rows.values():
+        if row["architecture"] == "dekr":
+            assert row["params"] == dekr_params[row["name"]] and row["gflops"] > 0, row
+            assert (row["dataset"], row["joints"]) == (("CrowdPose", 14) if "crowdpose" in row["name"] else ("COCO", 17))
+            continue
         mpii = "_mpii_" in row["name"]
         assert (row["dataset"], row["joints"]) == (("MPII", 16) if mpii else ("COCO", 17)), row
         assert row["weights"] in ("fetchable", "import manually")

@@ -251,6 +251,8 @@ class GrpcServer:
             on_count=None if metrics is None else metrics.active_streams.set,
             sigmas=tuple(self.card.oks_sigmas),
             sigmas_by_model={c.name: tuple(c.oks_sigmas) for c in self.cards},
+            bottomup_models={c.name for c in self.cards if getattr(c, "kind", "topdown") == "bottomup"},
+            default_model=self.card.name,
         )
 
     def describe(self) -> list[Any]:

@@ -22,6 +22,7 @@ TYPE_PREFIX = "urn:posesvc:problem:"
 STATUS: dict[str, tuple[int, str]] = {
     "invalid_input": (400, "Invalid request"),
     "invalid_boxes": (422, "Invalid person boxes"),
+    "boxes_not_supported": (422, "Boxes not supported by this model"),
     "undecodable_image": (400, "Undecodable image"),
     "unsupported_media_type": (415, "Unsupported media type"),
     "image_too_large": (413, "Image too large"),
@@ -69,6 +70,7 @@ REJECT_REASON = {
     "overloaded": "queue_full",
     "undecodable_image": "invalid_image",
     "invalid_boxes": "invalid_input",
+    "boxes_not_supported": "invalid_input",
     "invalid_input": "invalid_input",
     "unsupported_media_type": "unsupported_media_type",
     "image_too_large": "image_too_large",
