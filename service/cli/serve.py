@@ -124,6 +124,7 @@ def run(args: argparse.Namespace) -> int:
         backends.append(backend_of(pipe.estimator))
         note = str(getattr(pipe.estimator, "backend_note", ""))
         log.info("model %s serves through %s%s", c.name, backends[-1], f" ({note})" if note else "")
+        metrics.set_model_info(c.name, mode=c.kind, backend=backends[-1], keypoint_schema=c.keypoints.name)
         slots[c.name] = PoseEngine.from_settings(
             s, factory, hooks=metrics_hooks(metrics, c.joint_names, c.name)
         )

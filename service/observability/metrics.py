@@ -235,6 +235,14 @@ MODEL_READY: Final = MetricSpec(
     "1 once the model is loaded and warmed up, else 0.",
     {"model": MODELS},
 )
+MODEL_INFO: Final = MetricSpec(
+    "posesvc_model_info",
+    "gauge",
+    ("model", "mode", "backend", "keypoint_schema"),
+    "Constant 1 per served model; mode is topdown (person boxes from the client or the detector) or bottomup "
+    "(the network finds the persons, e.g. DEKR); backend is the inference backend serving it.",
+    {"mode": ("topdown", "bottomup")},
+)
 WORKER_RESTARTS: Final = MetricSpec(
     "posesvc_worker_restarts_total",
     "counter",
@@ -264,6 +272,7 @@ METRIC_SPECS: Final[tuple[MetricSpec, ...]] = (
     ACTIVE_STREAMS,
     BUILD_INFO,
     MODEL_READY,
+    MODEL_INFO,
     WORKER_RESTARTS,
     GPU_MEMORY_USED,
 )
@@ -293,6 +302,7 @@ class Metrics:
         self.active_streams = _gauge(ACTIVE_STREAMS, r)
         self.build_info = _gauge(BUILD_INFO, r)
         self.model_ready = _gauge(MODEL_READY, r)
+        self.model_info = _gauge(MODEL_INFO, r)
         self.worker_restarts_total = _counter(WORKER_RESTARTS, r)
         self.gpu_memory_used_bytes = _gauge(GPU_MEMORY_USED, r)
 
@@ -308,6 +318,10 @@ class Metrics:
         for model in names:
             self.model_ready.labels(model=model).set(0)
             self.batch_queue_items.labels(model=model).set(0)
+
+    def set_model_info(self, model: str, *, mode: str, backend: str, keypoint_schema: str) -> None:
+        """Publish ``posesvc_model_info{model, mode, backend, keypoint_schema} 1`` for one served model."""
+        self.model_info.labels(model=model, mode=mode, backend=backend, keypoint_schema=keypoint_schema).set(1)
 
     def set_build_info(
         self,

@@ -61,6 +61,9 @@ def test_bottomup_next_to_topdown(mixed_server: Server, small_dekr_card: Path, j
     name = "dekr_w32_128_test"
     models = httpx.get(f"{mixed_server.http}/v1/models", timeout=30).json()["models"]
     assert [m["name"] for m in models] == [name, TOPDOWN]
+    scrape = httpx.get(f"{mixed_server.http}/metrics", timeout=30).text
+    assert f'posesvc_model_info{{backend="torch",keypoint_schema="coco17",mode="bottomup",model="{name}"}} 1.0' in scrape
+    assert f'mode="topdown",model="{TOPDOWN}"}} 1.0' in scrape
     # REST, no boxes: persons found by the network itself
     r = httpx.post(f"{mixed_server.http}/v1/pose", files={"image": ("x.jpg", jpeg, "image/jpeg")},
                    data={"model": name}, timeout=120)  # fmt: skip

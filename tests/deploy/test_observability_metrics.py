@@ -33,6 +33,7 @@ REQUIRED: dict[str, tuple[str, tuple[str, ...]]] = {
         ("version", "pose_model", "detector", "device", "precision", "flip_test", "decoder", "backend"),
     ),
     "posesvc_model_ready": ("gauge", ("model",)),
+    "posesvc_model_info": ("gauge", ("model", "mode", "backend", "keypoint_schema")),
     "posesvc_worker_restarts_total": ("counter", ()),
     "posesvc_gpu_memory_used_bytes": ("gauge", ("device",)),
 }
