@@ -5,7 +5,8 @@ the card's ``[bottomup] input_size`` and the long side a multiple of 64, normali
 ``[image, flipped image shifted 3 px]`` as a batch of 2 (flip test) or of the image alone, decode (centres,
 proposals, pose NMS), back to image pixels, optional rescoring. Each person's box is the extent of its
 keypoints (as the official results file writes it); ``box_index`` is its rank in the pose-NMS keep order.
-Images of a batch are estimated one after the other: their resized sizes differ.
+The images of an engine batch are grouped by their padded (resized) size: each group is one forward of
+``2·n`` images with flip test (``n`` without), decoded image by image.
 """
 
 from __future__ import annotations
@@ -112,22 +113,10 @@ class BottomUpEstimator:
         s = self.decode_config.input_size
         return [WarmupInput(rng.integers(0, 256, size=(s, s, 3), dtype=np.uint8), None)]
 
-    def _one(self, image: NDArray[np.uint8], opt: PoseOptions, stage: dict[str, float]) -> PoseResult:
-        cfg = self.decode_config
-        t0 = time.perf_counter()
-        resized, center, scale = inference_resize(image, cfg.input_size)
-        x = normalise(torch.from_numpy(resized[None]).to(self.device), self.card.mean, self.card.std)
-        flip = self.config.flip_default if opt.flip is None else opt.flip
-        t1 = time.perf_counter()
-        with torch.inference_mode():
-            heatmap, offset = self.net(torch.cat([x, flip_input(x)]) if flip else x)
-        self.forward_count += 1
-        t2 = time.perf_counter()
-        hm_f, off_f = (heatmap[1:], offset[1:]) if flip else (None, None)
-        out = decode(heatmap[:1].float(), offset[:1].float(), hm_f, off_f, cfg, center, scale,
-                     (resized.shape[1], resized.shape[0]), self.rescore)  # fmt: skip
+    def _persons(self, image: NDArray[np.uint8], poses: NDArray[np.float32], scores: NDArray[np.float64],
+                 opt: PoseOptions, stage: dict[str, float]) -> PoseResult:  # fmt: skip
         persons = []
-        for i, (pose, score) in enumerate(zip(out.poses, out.scores, strict=True)):
+        for i, (pose, score) in enumerate(zip(poses, scores, strict=True)):
             x0, y0 = float(pose[:, 0].min()), float(pose[:, 1].min())
             bbox = (x0, y0, float(pose[:, 0].max()) - x0, float(pose[:, 1].max()) - y0)
             persons.append(Person(bbox=bbox, bbox_score=float(score), score=float(score), keypoints=pose.copy(),
@@ -136,9 +125,6 @@ class BottomUpEstimator:
             persons = [p for p in persons if p.score >= opt.min_score]
         if opt.max_persons is not None:
             persons = sorted(persons, key=lambda p: -p.score)[: opt.max_persons]
-        t3 = time.perf_counter()
-        for key, dt in (("crop", t1 - t0), ("pose_forward", t2 - t1), ("keypoint_decode", t3 - t2)):
-            stage[key] = stage.get(key, 0.0) + dt
         return PoseResult(
             image_size=(int(image.shape[1]), int(image.shape[0])), persons=tuple(persons), model=self.card.name,
             trained=self.trained, boxes_source="none", timings=dict(stage), joint_names=self.card.joint_names,
@@ -156,9 +142,36 @@ class BottomUpEstimator:
         if any(b is not None for b in boxes):
             raise BoxesNotSupported(f"{self.card.name} is a bottom-up model: it finds the persons itself")
         opts = [options] * len(images) if options is None or isinstance(options, PoseOptions) else list(options)
+        opts = [o or PoseOptions() for o in opts]
+        cfg = self.decode_config
         stage: dict[str, float] = {}
-        results = [self._one(im, o or PoseOptions(), stage) for im, o in zip(images, opts, strict=True)]
+        t0 = time.perf_counter()
+        prepared = [inference_resize(im, cfg.input_size) for im in images]
+        # images whose padded (resized) size and flip setting agree share one forward
+        groups: dict[tuple[int, int, bool], list[int]] = {}
+        for n, (resized, _, _) in enumerate(prepared):
+            flip = self.config.flip_default if opts[n].flip is None else bool(opts[n].flip)
+            groups.setdefault((resized.shape[0], resized.shape[1], flip), []).append(n)
+        stage["crop"] = time.perf_counter() - t0
+        results: list[PoseResult | None] = [None] * len(images)
+        for (_, _, flip), members in groups.items():
+            t1 = time.perf_counter()
+            x = normalise(torch.from_numpy(np.stack([prepared[n][0] for n in members])).to(self.device),
+                          self.card.mean, self.card.std)  # fmt: skip
+            with torch.inference_mode():
+                heatmap, offset = self.net(torch.cat([x, flip_input(x)]) if flip else x)
+            self.forward_count += 1
+            t2 = time.perf_counter()
+            stage["pose_forward"] = stage.get("pose_forward", 0.0) + t2 - t1
+            m = len(members)
+            for g, n in enumerate(members):
+                resized, center, scale = prepared[n]
+                hm_f, off_f = (heatmap[m + g : m + g + 1], offset[m + g : m + g + 1]) if flip else (None, None)
+                out = decode(heatmap[g : g + 1].float(), offset[g : g + 1].float(), hm_f, off_f, cfg, center, scale,
+                             (resized.shape[1], resized.shape[0]), self.rescore)  # fmt: skip
+                results[n] = self._persons(images[n], out.poses, out.scores, opts[n], stage)
+            stage["keypoint_decode"] = stage.get("keypoint_decode", 0.0) + time.perf_counter() - t2
         self.image_count += len(images)
         if timings is not None:
             timings.update(stage)
-        return results
+        return [r for r in results if r is not None]

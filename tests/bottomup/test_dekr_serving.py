@@ -118,3 +118,19 @@ def test_eval_runs_a_bottomup_card_without_boxes(small_dekr_card: Path, data_dir
     assert report["boxes"] == "bottom-up" and report["decoder"] == "dekr" and 0.0 <= report["stats"]["AP"] <= 1.0
     assert all(e["image_id"] == 785 and len(e["keypoints"]) == 51 for e in json.loads(out.read_text()))
     assert main([*args[:-2], "--gt-boxes"]) == 2
+
+
+def test_images_of_one_padded_size_share_a_forward(small_dekr_card: Path, data_dir: Path) -> None:
+    """Two photos whose resized sizes agree go through one forward (4 images with flip) and give what each
+    gives alone; a third of another size gets its own forward."""
+    est = BottomUpEstimator.from_card(load_card(small_dekr_card), None, allow_untrained=True)
+    a = decode_image((data_dir / "coco_samples" / "000000040083.jpg").read_bytes())
+    b = decode_image((data_dir / "coco_samples" / "000000196141.jpg").read_bytes())
+    c = decode_image((data_dir / "coco_samples" / "000000197388.jpg").read_bytes())
+    alone = [est.estimate([im], [None], PoseOptions(flip=True))[0] for im in (a, b, c)]
+    before = est.forward_count
+    together = est.estimate([a, b, c], [None, None, None], PoseOptions(flip=True))
+    assert est.forward_count - before == 2
+    for x, y in zip(together, alone, strict=True):
+        assert len(x.persons) == len(y.persons)
+        np.testing.assert_allclose(_kpts(x), _kpts(y), rtol=1e-3, atol=1e-2)
