@@ -134,3 +134,28 @@ def test_images_of_one_padded_size_share_a_forward(small_dekr_card: Path, data_d
     for x, y in zip(together, alone, strict=True):
         assert len(x.persons) == len(y.persons)
         np.testing.assert_allclose(_kpts(x), _kpts(y), rtol=1e-3, atol=1e-2)
+
+
+def test_video_cli_tracks_a_bottomup_model(small_dekr_card: Path, data_dir: Path, tmp_path: Path) -> None:
+    """``posesvc video`` in-process with the bottom-up card: every frame runs the whole image (no detector),
+    persons carry track ids, and ``--boxes`` is refused with one line."""
+    import json
+
+    import cv2
+
+    from service.cli.main import main
+
+    bgr = cv2.resize(cv2.imread(str(data_dir / "coco_samples" / "000000196141.jpg")), (192, 128))
+    src = tmp_path / "in.mp4"
+    vw = cv2.VideoWriter(str(src), cv2.VideoWriter.fourcc(*"mp4v"), 10.0, (192, 128))
+    for i in range(3):
+        vw.write(np.roll(bgr, 2 * i, axis=1))
+    vw.release()
+    base = [str(src), "--out", str(tmp_path / "out.mp4"), "--json", str(tmp_path / "out.jsonl"), "--card",
+            str(small_dekr_card), "--allow-untrained", "--detector-weights", "yolov8n.yaml", "--no-progress",
+            "--detect-every", "5"]  # fmt: skip
+    assert main(["video", *base]) == 0
+    lines = [json.loads(x) for x in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert [x["frame_id"] for x in lines] == [0, 1, 2] and all(x["outcome"] == "processed" for x in lines)
+    assert all("track_id" in p for x in lines for p in x["persons"])
+    assert main(["video", *base, "--boxes", "[[10, 10, 50, 80]]"]) == 2
