@@ -82,6 +82,19 @@ def _items(args: argparse.Namespace) -> list[Any]:
     return items
 
 
+def pin_backend(s: Any) -> Any:
+    """A batch job's output must not depend on a start-up timing race: ``auto`` (which keeps the faster of ONNX
+    Runtime and OpenVINO as measured when a server starts) becomes the first installed of ONNX Runtime,
+    OpenVINO, torch, the same in this process, in every Ray actor and in every rerun."""
+    from ..backends.select import installed
+
+    card_backend = load_model_card(s).backend
+    if (s.model.backend or card_backend) != "auto":
+        return s
+    pinned = next(b for b in ("onnxruntime", "openvino", "torch") if installed(b))
+    return s.model_copy(update={"model": s.model.model_copy(update={"backend": pinned})})
+
+
 def run(args: argparse.Namespace) -> int:
     from ..jobs.annotate import JobOptions, run_embedded
     from ..jobs.journal import Journal, read_records
@@ -90,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
     if args.batch_images < 1:
         raise InvalidInput("--batch-images must be at least 1")
     items = _items(args)
-    s = settings_from_args(args)
+    s = pin_backend(settings_from_args(args))
     if args.detector_weights:
         s = s.model_copy(update={"detector": s.detector.model_copy(update={"weights": args.detector_weights})})
     opts = JobOptions(PoseOptions(flip=not args.no_flip), args.batch_images,
